@@ -1,0 +1,110 @@
+"""Configuration, read from the environment.
+
+Every setting has an ``SCM_`` environment variable (``SECRET_KEY`` too). ``SCM_ENV`` picks the
+class: ``development`` (default for ``make run``), ``testing`` or ``production``.
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("SCM_INSTANCE_PATH", BASE_DIR / "instance"))
+
+DEFAULT_SECRET_KEY = "dev-only-not-secret"
+
+
+def _env(name, default=None):
+    return os.environ.get(name, default)
+
+
+def _env_int(name, default):
+    return int(os.environ.get(name, default))
+
+
+def _env_bool(name, default):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    ENV_NAME = "base"
+    SECRET_KEY = _env("SECRET_KEY", DEFAULT_SECRET_KEY)
+    SQLALCHEMY_DATABASE_URI = _env("SCM_DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'scm.sqlite3'}")
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+
+    # Uploaded contracts live outside the web root (static/ is the only folder served).
+    UPLOAD_FOLDER = _env("SCM_UPLOAD_FOLDER", str(INSTANCE_DIR / "uploads"))
+    MAX_UPLOAD_BYTES = _env_int("SCM_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+    # The whole request may be a little larger than one upload plus the form fields;
+    # anything bigger is cut off with a 413 page before Flask reads it.
+    MAX_CONTENT_LENGTH = _env_int("SCM_MAX_REQUEST_BYTES", 12 * 1024 * 1024)
+
+    # Sessions: HttpOnly, SameSite, idle timeout (refreshed on each request).
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _env_bool("SCM_SESSION_COOKIE_SECURE", False)
+    SESSION_COOKIE_NAME = "scm_session"
+    PERMANENT_SESSION_LIFETIME = timedelta(minutes=_env_int("SCM_IDLE_TIMEOUT_MINUTES", 30))
+    SESSION_REFRESH_EACH_REQUEST = True
+    REMEMBER_COOKIE_HTTPONLY = True
+
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT = None  # tied to the session, which has its own idle timeout
+
+    # Login throttling: LOGIN_MAX_FAILURES failures within LOGIN_WINDOW_MINUTES lock the
+    # account name for LOGIN_LOCK_MINUTES, whether or not such a user exists.
+    LOGIN_MAX_FAILURES = _env_int("SCM_LOGIN_MAX_FAILURES", 5)
+    LOGIN_WINDOW_MINUTES = _env_int("SCM_LOGIN_WINDOW_MINUTES", 15)
+    LOGIN_LOCK_MINUTES = _env_int("SCM_LOGIN_LOCK_MINUTES", 15)
+
+    # Mail: "log" writes mail to the application log, "smtp" sends it.
+    MAIL_BACKEND = _env("SCM_MAIL_BACKEND", "log")
+    MAIL_SERVER = _env("SCM_MAIL_SERVER", "localhost")
+    MAIL_PORT = _env_int("SCM_MAIL_PORT", 25)
+    MAIL_USE_TLS = _env_bool("SCM_MAIL_USE_TLS", False)
+    MAIL_USERNAME = _env("SCM_MAIL_USERNAME")
+    MAIL_PASSWORD = _env("SCM_MAIL_PASSWORD")
+    MAIL_SENDER = _env("SCM_MAIL_SENDER", "SCM Meterai <no-reply@scm-meterai.local>")
+    MAIL_TIMEOUT_SECONDS = _env_int("SCM_MAIL_TIMEOUT_SECONDS", 5)
+    # Try to deliver right after the action commits; failures stay in the outbox for a retry.
+    MAIL_SEND_ON_COMMIT = _env_bool("SCM_MAIL_SEND_ON_COMMIT", True)
+    # Base URL used in links inside emails (the private correction link).
+    PUBLIC_BASE_URL = _env("SCM_PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+
+    CORRECTION_LINK_DAYS = _env_int("SCM_CORRECTION_LINK_DAYS", 14)
+
+    BABEL_DEFAULT_LOCALE = "id"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Jakarta"
+    BABEL_TRANSLATION_DIRECTORIES = str(BASE_DIR / "translations")
+    LANGUAGES = ("id", "en")
+
+    BOOTSTRAP_SERVE_LOCAL = True
+    PAGE_SIZE = _env_int("SCM_PAGE_SIZE", 25)
+
+
+class DevelopmentConfig(Config):
+    ENV_NAME = "development"
+
+
+class TestingConfig(Config):
+    ENV_NAME = "testing"
+    TESTING = True
+    MAIL_BACKEND = "smtp"
+    SERVER_NAME = None
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+    SESSION_COOKIE_SECURE = _env_bool("SCM_SESSION_COOKIE_SECURE", True)
+    REMEMBER_COOKIE_SECURE = True
+    MAIL_BACKEND = _env("SCM_MAIL_BACKEND", "smtp")
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}

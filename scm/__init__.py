@@ -1,0 +1,79 @@
+"""SCM Meterai: the Supply Chain Meterai platform of an e-Meterai distributor."""
+
+import logging
+import os
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError
+
+from config import CONFIGS, DEFAULT_SECRET_KEY, INSTANCE_DIR, BASE_DIR
+from scm.extensions import babel, bootstrap, csrf, db, login_manager, migrate
+
+
+def create_app(config_name=None, **overrides):
+    """Build the Flask application for ``config_name`` (default: ``$SCM_ENV`` or development)."""
+    config_name = config_name or os.environ.get("SCM_ENV", "development")
+    app = Flask(
+        __name__,
+        instance_path=str(INSTANCE_DIR),
+        template_folder=str(BASE_DIR / "templates"),
+        static_folder=str(BASE_DIR / "static"),
+    )
+    app.config.from_object(CONFIGS[config_name])
+    app.config.update(overrides)
+    _check_production_settings(app)
+    os.makedirs(app.instance_path, exist_ok=True)
+    os.makedirs(app.config["UPLOAD_FOLDER"], exist_ok=True)
+    logging.basicConfig(level=logging.INFO)
+
+    from scm.core.i18n import select_locale, select_timezone
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    bootstrap.init_app(app)
+
+    from scm.core.database import configure_engine_events
+
+    with app.app_context():
+        configure_engine_events(db.engine)
+
+    from scm import auth, core, registration
+
+    for feature in (core, auth, registration):
+        feature.init_app(app)
+
+    from scm.demo import demo_cli
+
+    app.cli.add_command(demo_cli)
+    _register_error_pages(app)
+    return app
+
+
+def _check_production_settings(app):
+    """Refuse to start in production with a missing or default secret key."""
+    if app.config["ENV_NAME"] != "production":
+        return
+    key = app.config.get("SECRET_KEY")
+    if not key or key == DEFAULT_SECRET_KEY or len(key) < 32:
+        raise RuntimeError(
+            "SECRET_KEY must be set to a random value of at least 32 characters in production "
+            "(for example: python -c 'import secrets; print(secrets.token_hex(32))')."
+        )
+
+
+def _register_error_pages(app):
+    def page(code):
+        def handler(error):
+            return render_template("errors/error.html", code=code, error=error), code
+
+        return handler
+
+    for code in (400, 403, 404, 405, 413, 429, 500):
+        app.register_error_handler(code, page(code))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return render_template("errors/error.html", code=400, error=error, csrf=True), 400

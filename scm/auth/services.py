@@ -1,0 +1,203 @@
+"""Authentication and user management services. The acting user is always an argument."""
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from scm.auth.models import DISTRIBUTOR_ROLES, LoginThrottle, Role, User
+from scm.core.database import utcnow
+from scm.core.errors import ServiceError
+from scm.core.services import record_audit
+from scm.extensions import db
+
+MIN_PASSWORD_LENGTH = 10
+# Letters and digits that cannot be misread on paper (no 0/O, 1/l/I).
+_OTP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+# Compared against when the email is unknown, so that both paths cost one scrypt check.
+_DUMMY_HASH = generate_password_hash("not-a-real-password-" + secrets.token_hex(8))
+
+
+def hash_password(password: str) -> str:
+    """Werkzeug's scrypt hash."""
+    return generate_password_hash(password, method="scrypt")
+
+
+def normalize_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def check_email(email: str) -> str:
+    """A syntactically valid email address, normalised; raises ServiceError otherwise."""
+    try:
+        result = validate_email((email or "").strip(), check_deliverability=False)
+    except EmailNotValidError:
+        raise ServiceError(_l("Enter a valid email address.")) from None
+    return result.normalized.lower()
+
+
+@lru_cache(maxsize=1)
+def _common_passwords() -> frozenset:
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def password_problems(password: str, email: str = "") -> list:
+    """Why ``password`` is not acceptable (empty list when it is)."""
+    problems = []
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(_l("Use at least %(n)d characters.", n=MIN_PASSWORD_LENGTH))
+    lowered = password.strip().lower()
+    email = normalize_email(email)
+    if email and (lowered == email or lowered == email.split("@")[0]):
+        problems.append(_l("The password may not be your email address."))
+    if lowered in _common_passwords() or len(set(lowered)) <= 2:
+        problems.append(_l("This password is too common; choose another."))
+    return problems
+
+
+def generate_one_time_password() -> str:
+    """A random 12-character password in three groups, e.g. ``Xk7p-Qm3r-Tz9w``."""
+    chars = "".join(secrets.choice(_OTP_ALPHABET) for _ in range(12))
+    return "-".join(chars[i:i + 4] for i in range(0, 12, 4))
+
+
+def find_active_user(email: str):
+    return db.session.execute(
+        select(User).where(User.email == normalize_email(email), User.active.is_(True))
+    ).scalar_one_or_none()
+
+
+def email_in_use(email: str) -> bool:
+    """True when a user account (active or not: emails are unique logins) has ``email``."""
+    stmt = select(func.count()).select_from(User).where(User.email == normalize_email(email))
+    return bool(db.session.execute(stmt).scalar())
+
+
+@dataclass
+class LoginResult:
+    user: User | None = None
+    error: object = None
+
+
+def authenticate(email: str, password: str) -> LoginResult:
+    """Check a login; counts failures per login name and locks it after too many.
+
+    The outcome is returned, not raised, so that the caller commits the failure count.
+    The message is the same whether or not the email belongs to a user.
+    """
+    config = current_app.config
+    identifier = normalize_email(email)[:255]
+    now = utcnow()
+    throttle = db.session.get(LoginThrottle, identifier)
+    if throttle and throttle.locked_until and throttle.locked_until > now:
+        check_password_hash(_DUMMY_HASH, password)
+        record_audit(None, "auth.login_locked", object_type="User", object_id="",
+                     summary=f"login refused while locked: {identifier}", actor_label=identifier)
+        return LoginResult(error=_locked_message(throttle, now))
+
+    user = find_active_user(identifier)
+    if user is not None and check_password_hash(user.password_hash, password):
+        if throttle is not None:
+            db.session.delete(throttle)
+        user.last_login_at = now
+        record_audit(user, "auth.login", user, "login")
+        return LoginResult(user=user)
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+
+    window = timedelta(minutes=config["LOGIN_WINDOW_MINUTES"])
+    if throttle is None:
+        throttle = LoginThrottle(identifier=identifier, failures=0, window_started_at=now)
+        db.session.add(throttle)
+    elif throttle.window_started_at < now - window:
+        throttle.failures, throttle.window_started_at, throttle.locked_until = 0, now, None
+    throttle.failures += 1
+    record_audit(None, "auth.login_failed", object_type="User", object_id=getattr(user, "id", ""),
+                 summary=f"failed login {throttle.failures} for {identifier}", actor_label=identifier)
+    if throttle.failures >= config["LOGIN_MAX_FAILURES"]:
+        throttle.locked_until = now + timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
+        record_audit(None, "auth.lockout", object_type="User", object_id=getattr(user, "id", ""),
+                     summary=f"{identifier} locked until {throttle.locked_until:%Y-%m-%d %H:%M} UTC",
+                     actor_label=identifier)
+        return LoginResult(error=_locked_message(throttle, now))
+    return LoginResult(error=_l("The email or password is wrong."))
+
+
+def _locked_message(throttle, now):
+    minutes = max(1, int((throttle.locked_until - now).total_seconds() // 60) + 1)
+    return _l("Too many failed attempts. Try again in %(minutes)d minutes.", minutes=minutes)
+
+
+def set_password(user: User, password: str, *, must_change: bool) -> None:
+    user.password_hash = hash_password(password)
+    user.must_change_password = must_change
+    user.password_changed_at = utcnow()
+    user.rotate_session_token()
+
+
+def change_password(user: User, current_password: str, new_password: str) -> None:
+    """The user changes their own password (required after a one-time password)."""
+    if not check_password_hash(user.password_hash, current_password):
+        raise ServiceError(_l("The current password is wrong."), field="current_password")
+    if new_password == current_password:
+        raise ServiceError(_l("Choose a password different from the current one."), field="new_password")
+    problems = password_problems(new_password, user.email)
+    if problems:
+        raise ServiceError(problems[0], field="new_password")
+    set_password(user, new_password, must_change=False)
+    record_audit(user, "auth.password_changed", user, "password changed")
+
+
+def create_user(actor, *, email, name, role, wapu=None, phone=None, password=None):
+    """Create a user; returns ``(user, one_time_password)``. Without ``password`` one is generated
+    and must be changed at first login."""
+    role = Role(role)
+    email = check_email(email)
+    if role.is_wapu != (wapu is not None):
+        raise ServiceError(_l("WAPU roles belong to a WAPU; distributor roles to none."), field="role")
+    if email_in_use(email):
+        raise ServiceError(_l("A user with this email already exists."), field="email")
+    one_time = password is None
+    password = password or generate_one_time_password()
+    if not one_time:
+        problems = password_problems(password, email)
+        if problems:
+            raise ServiceError(problems[0], field="password")
+    user = User(email=email, name=name.strip(), role=role, wapu=wapu, phone=phone,
+                password_hash=hash_password(password), must_change_password=one_time)
+    db.session.add(user)
+    db.session.flush()
+    record_audit(actor, "user.create", user, f"{email} as {role}")
+    return user, password
+
+
+def create_distributor_user(actor, *, email, name, role):
+    """The distributor admin creates a distributor user with a one-time password."""
+    if Role(role) not in DISTRIBUTOR_ROLES:
+        raise ServiceError(_l("Choose a distributor role."), field="role")
+    return create_user(actor, email=email, name=name, role=role)
+
+
+def reset_password(actor, user: User) -> str:
+    """Give ``user`` a new one-time password (shown once); their sessions end."""
+    password = generate_one_time_password()
+    set_password(user, password, must_change=True)
+    record_audit(actor, "user.reset_password", user, f"one-time password issued to {user.email}")
+    return password
+
+
+def set_user_active(actor, user: User, active: bool) -> None:
+    """Deactivate (sessions end at once) or reactivate a user."""
+    if actor is not None and actor.id == user.id and not active:
+        raise ServiceError(_l("You cannot deactivate yourself."))
+    user.active = active
+    user.rotate_session_token()
+    record_audit(actor, "user.activate" if active else "user.deactivate", user, user.email)

@@ -1,0 +1,139 @@
+"""Login, logout, password change and the distributor admin's user management."""
+
+from flask import flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import select
+
+from scm.auth import bp
+from scm.auth import services
+from scm.auth.decorators import roles_required
+from scm.auth.forms import ChangePasswordForm, ConfirmForm, DistributorUserForm, LoginForm
+from scm.auth.models import DISTRIBUTOR_ROLES, Role, User
+from scm.core.database import unit_of_work
+from scm.core.errors import ServiceError
+from scm.core.services import record_audit
+from scm.core.views import field_error, no_store, paginate
+from scm.extensions import db
+
+
+def _safe_next(target):
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Log in with email and password."""
+    if current_user.is_authenticated:
+        return redirect(url_for("core.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        with unit_of_work():
+            result = services.authenticate(form.email.data, form.password.data)
+        if result.error:
+            form.password.errors.append(result.error)
+        else:
+            lang = session.get("lang")
+            session.clear()  # a fresh session on login (no fixation)
+            if lang:
+                session["lang"] = lang
+            session.permanent = True
+            login_user(result.user)
+            if current_user.must_change_password:
+                flash(_("Please choose your own password before you continue."), "warning")
+                return redirect(url_for("auth.change_password"))
+            return redirect(_safe_next(request.args.get("next")) or url_for("core.index"))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    """Log out (POST with a CSRF token)."""
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        with unit_of_work():
+            record_audit(current_user, "auth.logout", current_user, "logout")
+        logout_user()
+        lang = session.get("lang")
+        session.clear()
+        if lang:
+            session["lang"] = lang
+        flash(_("You have logged out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    """Change one's own password; required after a one-time password."""
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                services.change_password(current_user, form.current_password.data, form.new_password.data)
+        except ServiceError as error:
+            field_error(form, error)
+        else:
+            # The session token rotated with the password: keep this session, end all others.
+            login_user(current_user._get_current_object())
+            session.permanent = True
+            flash(_("Your password has been changed."), "success")
+            return redirect(url_for("core.index"))
+    return render_template("auth/change_password.html", form=form,
+                           min_length=services.MIN_PASSWORD_LENGTH)
+
+
+@bp.route("/admin/users")
+@roles_required(Role.DIST_ADMIN)
+def users():
+    """Distributor users, with their state."""
+    stmt = select(User).where(User.role.in_(DISTRIBUTOR_ROLES)).order_by(User.active.desc(), User.name)
+    page = paginate(stmt)
+    return render_template("auth/users.html", page=page, form=ConfirmForm())
+
+
+@bp.route("/admin/users/new", methods=["GET", "POST"])
+@roles_required(Role.DIST_ADMIN)
+def create_user():
+    """Create a distributor user; the one-time password is shown once."""
+    form = DistributorUserForm()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                user, password = services.create_distributor_user(
+                    current_user, email=form.email.data, name=form.name.data, role=form.role.data
+                )
+                shown = {"name": user.name, "email": user.email, "role": user.role.label}
+        except ServiceError as error:
+            field_error(form, error)
+        else:
+            return no_store(render_template("auth/one_time_password.html", users=[shown | {"password": password}]))
+    return render_template("auth/user_form.html", form=form)
+
+
+@bp.route("/admin/users/<int:user_id>/<any(deactivate, activate, reset):action>", methods=["POST"])
+@roles_required(Role.DIST_ADMIN)
+def user_action(user_id, action):
+    """Deactivate, reactivate or reset the password of a distributor user."""
+    form = ConfirmForm()
+    user = db.get_or_404(User, user_id)
+    if user.role not in DISTRIBUTOR_ROLES or not form.validate_on_submit():
+        return redirect(url_for("auth.users"))
+    try:
+        with unit_of_work():
+            user = db.session.get(User, user_id)
+            if action == "reset":
+                password = services.reset_password(current_user, user)
+            else:
+                services.set_user_active(current_user, user, action == "activate")
+            shown = {"name": user.name, "email": user.email, "role": user.role.label}
+    except ServiceError as error:
+        flash(str(error.message), "danger")
+        return redirect(url_for("auth.users"))
+    if action == "reset":
+        return no_store(render_template("auth/one_time_password.html", users=[shown | {"password": password}]))
+    flash(_("The user has been updated."), "success")
+    return redirect(url_for("auth.users"))

@@ -1,0 +1,31 @@
+"""Core: database seam, audit log, email outbox, formatting, workflow helper, home page."""
+
+from flask import Blueprint, has_request_context
+from flask_babel import get_locale
+
+bp = Blueprint("core", __name__)
+
+
+def init_app(app):
+    from scm.core import views  # noqa: F401  (registers routes)
+    from scm.core.cli import mail_cli
+    from scm.core.formatting import register_filters
+    from scm.core.forms import LanguageForm
+
+    app.register_blueprint(bp)
+    app.cli.add_command(mail_cli)
+    register_filters(app)
+
+    @app.context_processor
+    def inject_layout():
+        if not has_request_context():  # emails rendered by commands and jobs
+            return {}
+        return {"language_form": LanguageForm(), "current_locale": str(get_locale())}
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+

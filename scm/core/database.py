@@ -1,0 +1,166 @@
+"""Database seam: column types, SQLite settings, the unit of work and gapless counters.
+
+This is the one place that knows SQLite from PostgreSQL (ARCHITECTURE.md rule 9).
+"""
+
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from flask import current_app
+from sqlalchemy import DateTime, Enum, event, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import TypeDecorator
+
+from scm.extensions import db
+
+IMMEDIATE = "scm_begin_immediate"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored as naive UTC and always returned timezone-aware (UTC).
+
+    SQLite keeps no offset, so every value is normalised to UTC on the way in.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+def enum_type(enum_cls, length=20):
+    """A portable enum column: VARCHAR holding the member's value (no native PG enum)."""
+    return Enum(
+        enum_cls,
+        native_enum=False,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+def is_sqlite(engine=None) -> bool:
+    return (engine or db.engine).dialect.name == "sqlite"
+
+
+def configure_engine_events(engine):
+    """SQLite: WAL, a busy timeout, foreign keys, and explicit BEGIN (IMMEDIATE for writes)."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy emit BEGIN itself so that writes can take the lock up front.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        if not str(engine.url.database or "").startswith(":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        if conn.get_execution_options().get(IMMEDIATE):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+_after_commit_key = "scm_after_commit"
+_after_rollback_key = "scm_after_rollback"
+
+
+def after_commit(callback):
+    """Run ``callback()`` once the current unit of work has committed (e.g. send queued mail)."""
+    db.session.info.setdefault(_after_commit_key, []).append(callback)
+
+
+def after_rollback(callback):
+    """Run ``callback()`` if the current unit of work rolls back (e.g. remove a written file)."""
+    db.session.info.setdefault(_after_rollback_key, []).append(callback)
+
+
+def _run_callbacks(session, key):
+    for callback in session.info.pop(key, []):
+        try:
+            callback()
+        except Exception:  # a clean-up step must never hide the outcome of the action
+            current_app.logger.exception("%s step failed", key)
+
+
+@contextmanager
+def unit_of_work():
+    """One transaction per user action: commit on success, roll back on any error.
+
+    Views, CLI commands, API calls and jobs wrap a service call in it; services only flush.
+    On SQLite the transaction starts with BEGIN IMMEDIATE so that a read-then-write can never
+    fail half-way on a lock upgrade; objects loaded before are re-read inside the transaction.
+    """
+    session = db.session()  # the request's (or command's) own Session behind the scoped proxy
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("unit_of_work() started with unflushed changes in the session")
+    if session.in_transaction():
+        session.rollback()
+    session.info.pop(_after_commit_key, None)
+    session.info.pop(_after_rollback_key, None)
+    if is_sqlite():
+        session.connection(execution_options={IMMEDIATE: True})
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        session.info.pop(_after_commit_key, None)
+        _run_callbacks(session, _after_rollback_key)
+        raise
+    session.info.pop(_after_rollback_key, None)
+    _run_callbacks(session, _after_commit_key)
+
+
+def next_number(key: str) -> int:
+    """Next value of the gapless counter ``key`` within the current transaction.
+
+    The counter row is bumped with one UPDATE ... RETURNING, which holds its row lock until the
+    transaction ends, so two concurrent transactions can never get the same number and a
+    rolled-back transaction gives its number back.
+    """
+    from scm.core.models import Counter
+
+    stmt = (
+        update(Counter)
+        .where(Counter.key == key)
+        .values(value=Counter.value + 1)
+        .returning(Counter.value)
+    )
+    value = db.session.execute(stmt).scalar_one_or_none()
+    if value is not None:
+        return value
+    try:
+        with db.session.begin_nested():
+            db.session.add(Counter(key=key, value=1))
+        return 1
+    except IntegrityError:  # somebody created it at the same time: bump theirs
+        return db.session.execute(stmt).scalar_one()
+
+
+def current_counter(key: str) -> int:
+    from scm.core.models import Counter
+
+    return db.session.execute(select(Counter.value).where(Counter.key == key)).scalar() or 0

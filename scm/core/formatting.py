@@ -1,0 +1,72 @@
+"""Rupiah, number and WIB formatting in the user's language (Babel)."""
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from babel.dates import format_date as _format_date
+import phonenumbers
+from babel.dates import format_datetime as _format_datetime
+from babel.numbers import format_decimal
+from flask_babel import get_locale
+
+WIB = ZoneInfo("Asia/Jakarta")
+
+
+def _locale():
+    try:
+        return str(get_locale() or "id")
+    except RuntimeError:  # outside a request
+        return "id"
+
+
+def format_rupiah(amount) -> str:
+    """Integer Rupiah: ``Rp10.000`` (Indonesian) or ``Rp10,000`` (English); negative as ``-Rp…``."""
+    if amount is None:
+        return ""
+    sign = "-" if amount < 0 else ""
+    return f"{sign}Rp{format_decimal(abs(int(amount)), format='#,##0', locale=_locale())}"
+
+
+def format_number(value) -> str:
+    """A whole number with the locale's grouping: ``1.000`` in Indonesian."""
+    if value is None:
+        return ""
+    return format_decimal(int(value), format="#,##0", locale=_locale())
+
+
+def to_wib(moment: datetime) -> datetime:
+    return moment.astimezone(WIB)
+
+
+def format_wib(moment: datetime | None, with_seconds=False) -> str:
+    """A UTC timestamp shown in Jakarta time: ``23 Nov 2026 07.56 WIB``."""
+    if moment is None:
+        return ""
+    pattern = "d MMM yyyy HH.mm.ss" if with_seconds else "d MMM yyyy HH.mm"
+    return f"{_format_datetime(moment, pattern, tzinfo=WIB, locale=_locale())} WIB"
+
+
+def format_day(day: date | None) -> str:
+    """A calendar date: ``23 November 2026``."""
+    if day is None:
+        return ""
+    return _format_date(day, "d MMMM yyyy", locale=_locale())
+
+
+def format_phone(e164: str | None) -> str:
+    """E.164 as Indonesians write it: ``+62 812-3456-7890``."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, "ID")
+    except phonenumbers.NumberParseException:
+        return e164
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def register_filters(app):
+    app.jinja_env.filters.update(
+        rupiah=format_rupiah, number=format_number, wib=format_wib, day=format_day,
+        phone=format_phone,
+    )

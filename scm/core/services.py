@@ -1,0 +1,135 @@
+"""Core services: the audit log and the email outbox."""
+
+from datetime import timedelta
+
+from flask import current_app, has_request_context, render_template, request
+from flask_babel import force_locale
+from sqlalchemy import or_, select, update
+
+from scm.core.database import after_commit, utcnow
+from scm.core.mail import send_message
+from scm.core.models import AuditLog, OutboxEmail, OutboxState
+from scm.extensions import db
+
+MAX_MAIL_ATTEMPTS = 10
+STALE_CLAIM = timedelta(minutes=10)
+
+
+def record_audit(actor, action, obj=None, summary="", *, object_type=None, object_id=None,
+                 actor_label=None):
+    """Append one audit row: who did what to which object, from which IP, when (UTC).
+
+    ``actor`` is a user or None (the public, the system). The client IP is taken from the
+    request when there is one: the audit log is infrastructure, and every caller wants it.
+    """
+    if obj is not None:
+        object_type = object_type or obj.__class__.__name__
+        object_id = object_id if object_id is not None else obj.id
+    row = AuditLog(
+        actor_id=getattr(actor, "id", None),
+        actor_label=actor_label or getattr(actor, "email", None) or "system",
+        action=action,
+        object_type=object_type or "",
+        object_id=str(object_id) if object_id is not None else "",
+        summary=summary,
+        ip=request.remote_addr if has_request_context() else None,
+    )
+    db.session.add(row)
+    return row
+
+
+def queue_email(to_address, template, *, sensitive=False, locale="id", **context):
+    """Write an email to the outbox, in the caller's transaction; it is sent after commit.
+
+    ``template`` names ``templates/email/<template>.txt``; its first line is the subject.
+    """
+    with force_locale(locale):
+        text = render_template(f"email/{template}.txt", **context)
+    subject, _, body = text.strip().partition("\n")
+    message = OutboxEmail(
+        to_address=to_address, subject=subject.strip(), body=body.strip() + "\n", sensitive=sensitive
+    )
+    db.session.add(message)
+    db.session.flush()
+    if current_app.config["MAIL_SEND_ON_COMMIT"]:
+        message_id = message.id
+        after_commit(lambda: deliver_outbox(ids=[message_id]))
+    return message
+
+
+def deliver_outbox(ids=None, limit=100):
+    """Send due outbox messages; returns (sent, failed). Safe to run from several processes.
+
+    Each message is claimed with a conditional UPDATE before it is sent, so two senders never
+    send the same message; a claim older than ten minutes (a crashed sender) is taken over.
+    """
+    now = utcnow()
+    stmt = select(OutboxEmail.id).where(
+        or_(
+            (OutboxEmail.state == OutboxState.PENDING) & (OutboxEmail.next_attempt_at <= now),
+            (OutboxEmail.state == OutboxState.SENDING) & (OutboxEmail.claimed_at < now - STALE_CLAIM),
+        )
+    )
+    if ids is not None:
+        stmt = stmt.where(OutboxEmail.id.in_(ids))
+    candidates = db.session.execute(stmt.order_by(OutboxEmail.id).limit(limit)).scalars().all()
+    db.session.rollback()
+    sent = failed = 0
+    for message_id in candidates:
+        message = _claim(message_id, now)
+        if message is None:
+            continue
+        try:
+            send_message(message.to_address, message.subject, message.body)
+        except Exception as error:  # any transport failure: keep the message, retry later
+            failed += 1
+            _mark_failed(message, error)
+        else:
+            sent += 1
+            _mark_sent(message_id, message.sensitive)
+    return sent, failed
+
+
+def _claim(message_id, now):
+    result = db.session.execute(
+        update(OutboxEmail)
+        .where(OutboxEmail.id == message_id)
+        .where(
+            or_(
+                OutboxEmail.state == OutboxState.PENDING,
+                (OutboxEmail.state == OutboxState.SENDING)
+                & (OutboxEmail.claimed_at < now - STALE_CLAIM),
+            )
+        )
+        .values(state=OutboxState.SENDING, claimed_at=now, attempts=OutboxEmail.attempts + 1)
+    )
+    if result.rowcount != 1:
+        db.session.rollback()
+        return None
+    db.session.commit()
+    message = db.session.get(OutboxEmail, message_id)
+    db.session.expunge(message)
+    return message
+
+
+def _mark_sent(message_id, sensitive):
+    values = {"state": OutboxState.SENT, "sent_at": utcnow(), "last_error": None}
+    if sensitive:
+        values["body"] = "[erased after delivery]"
+    db.session.execute(update(OutboxEmail).where(OutboxEmail.id == message_id).values(**values))
+    db.session.commit()
+
+
+def _mark_failed(message, error):
+    gave_up = message.attempts >= MAX_MAIL_ATTEMPTS
+    db.session.execute(
+        update(OutboxEmail)
+        .where(OutboxEmail.id == message.id)
+        .values(
+            state=OutboxState.FAILED if gave_up else OutboxState.PENDING,
+            next_attempt_at=utcnow() + timedelta(minutes=min(2**message.attempts, 240)),
+            last_error=f"{type(error).__name__}: {error}"[:1000],
+        )
+    )
+    db.session.commit()
+    current_app.logger.warning("mail to %s not sent (%s); will retry", message.to_address, error)

@@ -1,0 +1,103 @@
+"""Home page, language switch, audit log; and the small helpers every view uses."""
+
+from datetime import datetime, time, timedelta
+
+from flask import abort, current_app, make_response, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from scm.auth.decorators import roles_required
+from scm.auth.models import Role
+from scm.core import bp
+from scm.core.forms import AuditFilterForm, LanguageForm
+from scm.core.formatting import WIB
+from scm.core.models import AuditLog
+from scm.extensions import db
+
+
+def field_error(form, error):
+    """Show a ServiceError beside its field, or at the top of the form."""
+    field = getattr(form, error.field, None) if error.field else None
+    if field is not None:
+        field.errors = [*field.errors, error.message]
+    else:
+        form.form_errors.append(error.message)
+
+
+def no_store(body):
+    """A response that browsers and proxies must not keep (one-time passwords)."""
+    response = make_response(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def paginate(stmt, per_page=None):
+    """One page of ``stmt`` from ``?page=``: two queries (count, rows), whatever the page size."""
+    return db.paginate(stmt, per_page=per_page or current_app.config["PAGE_SIZE"], max_per_page=100,
+                       error_out=False)
+
+
+def wib_day_bounds(day_from, day_to):
+    """UTC datetimes bounding WIB calendar days [day_from, day_to] (either may be None)."""
+    start = datetime.combine(day_from, time.min, WIB) if day_from else None
+    end = datetime.combine(day_to + timedelta(days=1), time.min, WIB) if day_to else None
+    return start, end
+
+
+@bp.route("/")
+def index():
+    """The home page: the public landing page, or the user's dashboard."""
+    if not current_user.is_authenticated:
+        return render_template("core/landing.html")
+    return render_template("core/dashboard.html", **_dashboard_context())
+
+
+def _dashboard_context():
+    from scm.registration.services import registration_counts
+
+    if current_user.is_distributor:
+        return {"registration_counts": registration_counts()}
+    return {"wapu": current_user.wapu}
+
+
+@bp.route("/language", methods=["POST"])
+def set_language():
+    """Switch the interface language (Bahasa Indonesia / English)."""
+    form = LanguageForm()
+    if form.validate_on_submit() and form.lang.data in current_app.config["LANGUAGES"]:
+        session["lang"] = form.lang.data
+    target = form.next.data or ""
+    if not target.startswith("/") or target.startswith("//"):
+        target = url_for("core.index")
+    return redirect(target)
+
+
+@bp.route("/admin/audit")
+@roles_required(Role.DIST_ADMIN)
+def audit_log():
+    """Browse and filter the audit log."""
+    form = AuditFilterForm(request.args)
+    stmt = select(AuditLog).order_by(AuditLog.id.desc())
+    if form.validate():
+        if form.action.data:
+            stmt = stmt.where(AuditLog.action.contains(form.action.data.strip()))
+        if form.actor.data:
+            stmt = stmt.where(AuditLog.actor_label.contains(form.actor.data.strip().lower()))
+        if form.object_type.data:
+            stmt = stmt.where(AuditLog.object_type == form.object_type.data.strip())
+        start, end = wib_day_bounds(form.date_from.data, form.date_to.data)
+        if start:
+            stmt = stmt.where(AuditLog.created_at >= start)
+        if end:
+            stmt = stmt.where(AuditLog.created_at < end)
+    return render_template("core/audit_log.html", form=form, page=paginate(stmt))
+
+
+@bp.route("/healthz")
+def healthz():
+    """Liveness and database check for load balancers."""
+    try:
+        db.session.execute(select(1))
+    except Exception:  # pragma: no cover - only when the database is down
+        abort(503)
+    return {"status": "ok"}

@@ -1,0 +1,83 @@
+"""Explicit state machines: one table of (state, action) -> target state and the roles allowed.
+
+``StateMachine.apply`` is the only way a workflow entity changes state: it checks the table,
+moves the state with a conditional UPDATE (so two people acting at once cannot both succeed),
+writes a who/when/comment event row and an audit row.
+"""
+
+from dataclasses import dataclass
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
+
+from scm.core.errors import TransitionError
+from scm.core.services import record_audit
+from scm.extensions import db
+
+
+@dataclass(frozen=True)
+class Transition:
+    source: object
+    action: str
+    target: object
+    roles: frozenset
+    comment_required: bool = False
+
+
+class StateMachine:
+    def __init__(self, name, transitions, event_model, event_fk):
+        self.name = name
+        self.table = {(t.source, t.action): t for t in transitions}
+        self.event_model = event_model
+        self.event_fk = event_fk
+
+    def transition(self, obj, action):
+        return self.table.get((obj.state, action))
+
+    def can(self, obj, action, role) -> bool:
+        t = self.transition(obj, action)
+        return t is not None and role in t.roles
+
+    def actions_for(self, obj, role):
+        return [t.action for (state, _), t in self.table.items() if state == obj.state and role in t.roles]
+
+    def apply(self, obj, action, actor, role, comment=None, summary=""):
+        """Move ``obj`` along ``action`` as ``actor`` acting in ``role``; returns the event row."""
+        t = self.transition(obj, action)
+        if t is None:
+            raise TransitionError(
+                _l("This action is no longer possible: the item is already %(state)s.",
+                   state=obj.state.label if hasattr(obj.state, "label") else obj.state)
+            )
+        if role not in t.roles:
+            raise TransitionError(_l("Your role may not do this."), code="forbidden")
+        comment = (comment or "").strip()
+        if t.comment_required and not comment:
+            raise TransitionError(_l("A reason is required."), field="comment", code="reason_required")
+        model = type(obj)
+        result = db.session.execute(
+            update(model)
+            .where(model.id == obj.id, model.state == t.source)
+            .values(state=t.target)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            raise TransitionError(
+                _l("Someone else has just acted on this item; reload the page to see its new state."),
+                code="conflict",
+            )
+        set_committed_value(obj, "state", t.target)
+        event = self.event_model(
+            **{self.event_fk: obj.id},
+            action=action,
+            from_state=t.source,
+            to_state=t.target,
+            actor_id=getattr(actor, "id", None),
+            comment=comment or None,
+        )
+        db.session.add(event)
+        record_audit(actor, f"{self.name}.{action}", obj,
+                     summary or f"{t.source} -> {t.target}" + (f": {comment}" if comment else ""))
+        db.session.flush()
+        return event

@@ -1,0 +1,140 @@
+"""``flask demo load``: a living demo (idempotent), built through the real services."""
+
+from datetime import date
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import select
+from stdnum import luhn
+
+from scm.auth.models import Role, User
+from scm.auth.services import create_user, set_password
+from scm.core.database import unit_of_work
+from scm.core.uploads import Upload
+from scm.extensions import db
+from scm.registration import services as registration
+from scm.registration.models import ContactKind
+
+DEMO_PASSWORD = "Meterai-Demo-2026"
+DISTRIBUTOR_USERS = [
+    ("admin@distributor.example.com", "Dewi Administrator", Role.DIST_ADMIN),
+    ("spv@distributor.example.com", "Budi Supervisor", Role.DIST_SPV),
+    ("fin@distributor.example.com", "Sari Keuangan", Role.DIST_FIN),
+]
+# (company, address, lat, lon, npwp base (8 digits) + branch, nib, contact email domain)
+WAPUS = [
+    ("Bendahara Dinas Pendidikan Provinsi Jawa Barat", "Jl. Dr. Radjiman No. 6\nBandung 40171",
+     "-6.903400", "107.618700", ("01234567", "000000"), "8120001234567", "disdik-jabar.example.com"),
+    ("PT Energi Nusantara (Persero)", "Jl. Medan Merdeka Timur No. 1A\nJakarta Pusat 10110",
+     "-6.175400", "106.827200", ("02345678", "091000"), "9120002345678", "energinusantara.example.com"),
+    ("PT Migas Samudra Indonesia", "Jl. Jend. Sudirman Kav. 52-53\nJakarta Selatan 12190",
+     None, None, ("03456789", "054000"), "9120003456789", "migassamudra.example.com"),
+]
+PENDING = [
+    ("RSUD Kota Surabaya", "Jl. Mayjen Prof. Dr. Moestopo No. 6\nSurabaya 60286",
+     ("04567891", "615000"), "8120004567891", "rsud-surabaya.example.com"),
+    ("PT Kereta Logistik Indonesia", "Jl. Perintis Kemerdekaan No. 1\nBandung 40117",
+     ("05678912", "444000"), "9120005678912", "keretalogistik.example.com"),
+]
+RETURNED = ("Bendahara Pengeluaran Kabupaten Sleman", "Jl. Parasamya No. 1, Beran\nSleman 55511",
+            ("06789123", "542000"), "8120006789123", "sleman.example.com")
+
+
+def demo_npwp(base8: str, branch: str) -> str:
+    """A valid 15-digit NPWP: 8 digits, the Luhn check digit over the first nine, KPP + branch."""
+    return base8 + luhn.calc_check_digit(base8) + branch
+
+
+def minimal_pdf(text: str = "Kontrak") -> bytes:
+    """A small, valid one-page PDF (enough for a demo contract)."""
+    safe = text.replace("\\", "").replace("(", "").replace(")", "")
+    stream = f"BT /F1 18 Tf 72 720 Td ({safe}) Tj ET".encode("latin-1", "replace")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def registration_input(name, address, npwp, nib, domain, lat=None, lon=None, phone_seed=1):
+    contacts = {
+        kind: registration.ContactInput(
+            name=f"{label} {name.split()[-1]}",
+            email=f"{kind.value.lower()}@{domain}",
+            phone=f"0812{phone_seed:02d}{index:02d}{7000 + index:04d}",
+        )
+        for index, (kind, label) in enumerate(
+            [(ContactKind.SPV, "Andi"), (ContactKind.FIN, "Rina"), (ContactKind.STAFF, "Joko")], start=1
+        )
+    }
+    return registration.RegistrationInput(
+        name=name, address=address, latitude=lat, longitude=lon, npwp=npwp, nib=nib, contacts=contacts,
+        contract_number=f"KTR/{nib[-4:]}/2026", contract_start=date(2026, 1, 1), contract_end=date(2027, 12, 31),
+    )
+
+
+demo_cli = AppGroup("demo", help="Demo data.")
+
+
+@demo_cli.command("load")
+def load():
+    """Load the demo data once (running it again changes nothing) and print the demo logins."""
+    if db.session.execute(select(User).where(User.email == DISTRIBUTOR_USERS[0][0])).scalar():
+        click.echo("Demo data is already loaded.")
+    else:
+        load_demo()
+        click.echo("Demo data loaded.")
+    print_logins()
+
+
+def load_demo():
+    """Everything in one transaction: a failure leaves no half-loaded demo behind."""
+    with unit_of_work():
+        for email, name, role in DISTRIBUTOR_USERS:
+            user, _ = create_user(None, email=email, name=name, role=role, password=DEMO_PASSWORD)
+            if role == Role.DIST_SPV:
+                reviewer = user
+        for seed, (name, address, lat, lon, (base, branch), nib, domain) in enumerate(WAPUS, start=1):
+            data = registration_input(name, address, demo_npwp(base, branch), nib, domain, lat, lon, seed)
+            reg = registration.submit_registration(data, _contract(name))
+            for credential in registration.approve_registration(reg, reviewer):
+                user = db.session.execute(select(User).where(User.email == credential.email)).scalar_one()
+                set_password(user, DEMO_PASSWORD, must_change=False)
+        for seed, (name, address, (base, branch), nib, domain) in enumerate(PENDING, start=10):
+            data = registration_input(name, address, demo_npwp(base, branch), nib, domain, phone_seed=seed)
+            registration.submit_registration(data, _contract(name))
+        name, address, (base, branch), nib, domain = RETURNED
+        data = registration_input(name, address, demo_npwp(base, branch), nib, domain, phone_seed=20)
+        reg = registration.submit_registration(data, _contract(name))
+        registration.send_back_registration(
+            reg, reviewer, "Nomor kontrak tidak sama dengan dokumen kontrak yang diunggah. Mohon perbaiki."
+        )
+
+
+def _contract(name):
+    return Upload(minimal_pdf(f"Kontrak {name}"), "kontrak.pdf")
+
+
+def print_logins():
+    click.echo("\nDemo logins (password for all: %s)" % DEMO_PASSWORD)
+    demo_emails = {email for email, _, _ in DISTRIBUTOR_USERS}
+    domains = {wapu[-1] for wapu in WAPUS}
+    users = db.session.execute(select(User).order_by(User.wapu_id.nulls_first(), User.role)).scalars()
+    for user in users:
+        if user.email not in demo_emails and user.email.split("@")[1] not in domains:
+            continue
+        where = user.wapu.code if user.wapu else "distributor"
+        click.echo(f"  {user.role.value:<11} {where:<12} {user.email}")

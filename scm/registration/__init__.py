@@ -1,0 +1,13 @@
+"""WAPU registration, PICs, contract upload, distributor review and issued credentials."""
+
+from flask import Blueprint
+
+bp = Blueprint("registration", __name__)
+
+
+def init_app(app):
+    from scm.registration import views  # noqa: F401  (registers routes)
+    from scm.registration.cli import wapu_cli
+
+    app.register_blueprint(bp)
+    app.cli.add_command(wapu_cli)

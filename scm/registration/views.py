@@ -1,0 +1,242 @@
+"""Registration pages: the public form, the correction link, the reviewers' queue and decisions."""
+
+from flask import abort, flash, redirect, render_template, request, send_file, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from scm.auth.decorators import roles_required
+from scm.auth.models import DISTRIBUTOR_ROLES, REVIEWER_ROLES
+from scm.auth.scoping import get_scoped_or_404
+from scm.core.database import unit_of_work
+from scm.core.errors import ServiceError
+from scm.core.uploads import hold_upload, read_pdf_upload, release_held_upload, stored_path, take_held_upload
+from scm.core.views import no_store, paginate
+from scm.extensions import db
+from scm.registration import bp, services
+from scm.registration.forms import DecisionForm, RegistrationForm
+from scm.registration.models import Contract, Registration, RegistrationState, Wapu
+from scm.registration.services import ValidationErrors
+
+
+def _read_upload(form, required):
+    """The contract from this request, or the one held from an earlier try; ServiceError if bad."""
+    file = form.contract_file.data
+    if file and getattr(file, "filename", ""):
+        return read_pdf_upload(file)
+    held = take_held_upload(form.held_upload.data)
+    if held is None and required:
+        raise ServiceError(_("Upload the contract as a PDF."), field="contract_file")
+    return held
+
+
+def _save_registration(form, action, *, required_file, exclude_id=None):
+    """Run ``action(data, upload)`` in one transaction; returns its result, or None after showing
+    every error beside its field. A valid upload is held so the user need not send it again."""
+    upload = None
+    errors = {}
+    try:
+        upload = _read_upload(form, required_file)
+    except ServiceError as error:
+        errors[error.field] = error.message
+    if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            form.form_errors.append(_("Your session has expired. Please submit the form again."))
+        try:
+            services.clean_registration(form.to_input(), exclude_id=exclude_id)
+        except ValidationErrors as error:
+            errors = error.errors | errors
+    elif not errors:
+        try:
+            with unit_of_work():
+                result = action(form.to_input(), upload)
+        except ValidationErrors as error:
+            errors = error.errors
+        except ServiceError as error:
+            errors = {error.field or "": error.message}
+        else:
+            release_held_upload(form.held_upload.data)
+            return result
+    else:
+        try:
+            services.clean_registration(form.to_input(), exclude_id=exclude_id)
+        except ValidationErrors as error:
+            errors = error.errors | errors
+    form.show_errors(errors)
+    if upload is not None and not form.held_upload.data:
+        form.held_upload.data = hold_upload(upload)
+    return None
+
+
+def _held_name(form):
+    held = take_held_upload(form.held_upload.data)
+    return held.original_name if held else None
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    """Daftar sebagai Pemungut: the public registration form (also used by distributor staff)."""
+    form = RegistrationForm()
+    entered_by = current_user if current_user.is_authenticated and current_user.is_distributor else None
+    if current_user.is_authenticated and not entered_by:
+        flash(_("Your company is already registered."), "info")
+        return redirect(url_for("core.index"))
+    if request.method == "POST":
+        reg = _save_registration(
+            form, lambda data, upload: services.submit_registration(data, upload, entered_by),
+            required_file=True,
+        )
+        if reg is not None:
+            session["submitted_reference"] = reg.reference
+            return redirect(url_for("registration.submitted"))
+    return render_template("registration/form.html", form=form, held_name=_held_name(form),
+                           entered_by=entered_by)
+
+
+@bp.route("/register/submitted")
+def submitted():
+    """The reference number of the registration just submitted."""
+    reference = session.get("submitted_reference")
+    if not reference:
+        return redirect(url_for("registration.register"))
+    return render_template("registration/submitted.html", reference=reference)
+
+
+@bp.route("/register/correct/<token>", methods=["GET", "POST"])
+def correct(token):
+    """The private correction link: edit a registration that was sent back, and resubmit it."""
+    reg = services.registration_for_correction(token)
+    if reg is None:
+        return render_template("registration/link_invalid.html"), 404
+    form = RegistrationForm()
+    if request.method == "GET":
+        form.fill_from(reg)
+    else:
+        reg_id = reg.id
+
+        def resubmit(data, upload):
+            return services.resubmit_registration(db.session.get(Registration, reg_id), data, upload)
+
+        done = _save_registration(form, resubmit, required_file=False, exclude_id=reg_id)
+        if done is not None:
+            session["submitted_reference"] = done.reference
+            flash(_("Thank you: your corrected registration has been sent for review."), "success")
+            return redirect(url_for("registration.submitted"))
+    return render_template("registration/form.html", form=form, held_name=_held_name(form),
+                           correcting=reg, last_reason=_last_reason(reg))
+
+
+def _last_reason(reg):
+    returned = [e for e in reg.events if e.action == "send_back"]
+    return returned[-1].comment if returned else None
+
+
+@bp.route("/review/registrations")
+@roles_required(*REVIEWER_ROLES)
+def queue():
+    """The reviewers' queue, filtered by state (default: waiting for review)."""
+    state = request.args.get("state", RegistrationState.SUBMITTED.value)
+    stmt = select(Registration).order_by(Registration.created_at)
+    if state != "all":
+        try:
+            stmt = stmt.where(Registration.state == RegistrationState(state))
+        except ValueError:
+            abort(404)
+    return render_template("registration/queue.html", page=paginate(stmt), state=state,
+                           counts=services.registration_counts(), states=list(RegistrationState))
+
+
+@bp.route("/registrations/<int:reg_id>")
+@login_required
+def detail(reg_id):
+    """Everything a registration holds, its history and (for reviewers) the decision buttons."""
+    reg = get_scoped_or_404(Registration, reg_id, current_user)
+    return render_template("registration/detail.html", reg=reg, form=DecisionForm(),
+                           actions=services.REGISTRATION_WORKFLOW.actions_for(reg, current_user.role))
+
+
+@bp.route("/registrations/<int:reg_id>/<any(approve, reject, send_back):action>", methods=["POST"])
+@roles_required(*REVIEWER_ROLES)
+def decide(reg_id, action):
+    """Approve, reject (reason required) or send back for correction (reason required)."""
+    reg = get_scoped_or_404(Registration, reg_id, current_user)
+    form = DecisionForm()
+    if not form.validate_on_submit():
+        return render_template("registration/detail.html", reg=reg, form=form,
+                               actions=services.REGISTRATION_WORKFLOW.actions_for(reg, current_user.role)), 400
+    try:
+        with unit_of_work():
+            reg = db.session.get(Registration, reg_id)
+            if action == "approve":
+                issued = services.approve_registration(reg, current_user)
+            elif action == "reject":
+                services.reject_registration(reg, current_user, form.comment.data)
+            else:
+                services.send_back_registration(reg, current_user, form.comment.data)
+    except ServiceError as error:
+        if error.field == "comment":
+            form.comment.errors = [error.message]
+        else:
+            flash(str(error.message), "danger")
+        reg = db.session.get(Registration, reg_id)
+        return render_template("registration/detail.html", reg=reg, form=form,
+                               actions=services.REGISTRATION_WORKFLOW.actions_for(reg, current_user.role)), 409
+    if action == "approve":
+        reg = db.session.get(Registration, reg_id)
+        return no_store(render_template("registration/approved.html", reg=reg, issued=issued))
+    flash(_("The registration was rejected.") if action == "reject"
+          else _("The registration was sent back; the applicant has been emailed a correction link."), "success")
+    return redirect(url_for("registration.queue"))
+
+
+@bp.route("/registrations/<int:reg_id>/contract")
+@login_required
+def registration_contract(reg_id):
+    """The contract PDF of a registration: distributor users and the WAPU's own users only."""
+    reg = get_scoped_or_404(Registration, reg_id, current_user)
+    return _send_stored(reg.contract_file)
+
+
+@bp.route("/contracts/<int:contract_id>/file")
+@login_required
+def contract_file(contract_id):
+    """A WAPU contract's PDF: distributor users and the WAPU's own users only."""
+    contract = get_scoped_or_404(Contract, contract_id, current_user)
+    return _send_stored(contract.file)
+
+
+def _send_stored(stored):
+    path = stored_path(stored)
+    if not path.exists():
+        abort(404)
+    response = send_file(path, mimetype="application/pdf", as_attachment=True,
+                         download_name=stored.original_name, max_age=0)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.route("/wapus")
+@roles_required(*DISTRIBUTOR_ROLES)
+def wapus():
+    """Every WAPU, for distributor users."""
+    stmt = select(Wapu).order_by(Wapu.code)
+    return render_template("registration/wapus.html", page=paginate(stmt))
+
+
+@bp.route("/wapus/<int:wapu_id>")
+@login_required
+def wapu(wapu_id):
+    """A WAPU's company data, contacts and contracts (its own users, or the distributor)."""
+    wapu = get_scoped_or_404(Wapu, wapu_id, current_user)
+    return render_template("registration/wapu.html", wapu=wapu)
+
+
+@bp.route("/company")
+@login_required
+def my_company():
+    """A WAPU user's own company page."""
+    if not current_user.is_wapu:
+        return redirect(url_for("registration.wapus"))
+    return redirect(url_for("registration.wapu", wapu_id=current_user.wapu_id))
+
+

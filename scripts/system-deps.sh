@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Debian packages the tests use: Chromium (browser tests), PostgreSQL 15 (the second test run),
+# poppler-utils (reading PDFs back). Installed when missing and we are root; otherwise a loud note.
+set -u
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need+=(postgresql)
+command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
+fc-list 2>/dev/null | grep -qi dejavu || need+=(fonts-dejavu-core)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "Installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
+    || echo "!!! apt-get could not install: ${need[*]}" >&2
+else
+  echo "!!! Missing Debian packages: ${need[*]} (not root, so not installed)." >&2
+  echo "!!! The tests that need them will be SKIPPED (and FAIL under CI=true)." >&2
+fi
+exit 0
