@@ -20,7 +20,7 @@ def init_app(app):
     def inject_layout():
         if not has_request_context():  # emails rendered by commands and jobs
             return {}
-        return {"language_form": LanguageForm(), "current_locale": str(get_locale())}
+        return {"language_form": LanguageForm(formdata=None), "current_locale": str(get_locale())}
 
     @app.after_request
     def security_headers(response):

@@ -1,6 +1,7 @@
 """Language and time zone choice: Bahasa Indonesia first, English on request; always WIB."""
 
 from flask import current_app, session
+from flask_babel import lazy_gettext as _l
 
 
 def select_locale():
@@ -12,3 +13,18 @@ def select_locale():
 
 def select_timezone():
     return "Asia/Jakarta"
+
+
+# Messages that WTForms and Flask-WTF produce themselves; listed here so that `make
+# extract-messages` keeps them in the catalog (Flask-WTF translates them through Flask-Babel).
+WTFORMS_MESSAGES = (
+    _l("Not a valid date value."),
+    _l("This field is required."),
+    _l("Field must be equal to %(other_name)s."),
+    _l("Invalid email address."),
+    _l("The CSRF token is missing."),
+    _l("The CSRF token is invalid."),
+    _l("The CSRF session token is missing."),
+    _l("The CSRF token has expired."),
+    _l("Not a valid choice."),
+)

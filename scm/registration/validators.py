@@ -20,6 +20,8 @@ _MOBILE_TYPES = {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberTy
 
 def clean_npwp(value: str, field="npwp") -> str:
     """NPWP digits (15 legacy or 16 since 2024), validated by ``stdnum.id.npwp``."""
+    if not (value or "").strip():
+        raise ServiceError(_l("This field is required."), field=field)
     try:
         return stdnum_npwp.validate(value or "")
     except InvalidChecksum:
@@ -55,8 +57,12 @@ def clean_mobile(value: str, field) -> str:
         number = phonenumbers.parse((value or "").strip(), "ID")
     except phonenumbers.NumberParseException:
         raise ServiceError(_l("Enter a mobile number, e.g. 0812 3456 7890."), field=field) from None
-    if not phonenumbers.is_valid_number(number) or phonenumbers.number_type(number) not in _MOBILE_TYPES:
-        raise ServiceError(_l("Enter a valid mobile number, e.g. 0812 3456 7890."), field=field)
+    if (
+        not phonenumbers.is_valid_number(number)
+        or phonenumbers.region_code_for_number(number) != "ID"
+        or phonenumbers.number_type(number) not in _MOBILE_TYPES
+    ):
+        raise ServiceError(_l("Enter a valid Indonesian mobile number, e.g. 0812 3456 7890."), field=field)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

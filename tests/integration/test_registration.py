@@ -1,0 +1,176 @@
+"""Registration end to end over HTTP: submit, duplicates, upload refusals, held uploads."""
+
+import io
+import re
+
+from sqlalchemy import func, select
+
+from scm.extensions import db
+from scm.registration.models import Registration, RegistrationState
+from tests.conftest import pdf_bytes, registration_form, valid_npwp
+
+
+def submit(client, data, file_bytes=None, filename="kontrak.pdf"):
+    data = dict(data)
+    if file_bytes is not None:
+        data["contract_file"] = (io.BytesIO(file_bytes), filename)
+    return client.post("/register", data, content_type="multipart/form-data")
+
+
+def uploads(app):
+    from pathlib import Path
+
+    folder = Path(app.config["UPLOAD_FOLDER"])
+    return sorted(p.name for p in folder.glob("*.pdf")) if folder.exists() else []
+
+
+def count_registrations(app):
+    with app.app_context():
+        return db.session.execute(select(func.count()).select_from(Registration)).scalar()
+
+
+def test_public_page_needs_no_login_and_is_indonesian(client):
+    page = client.get("/register").get_data(as_text=True)
+    assert "Daftar sebagai Pemungut" in page
+    assert 'name="npwp"' in page and 'name="contract_file"' in page
+
+
+def test_register_end_to_end(app, client, mailbox, factory):
+    reviewer = factory.user("DIST_SPV")
+    data = registration_form(101, npwp="01.300.066.6-091.000")
+    response = submit(client, data, pdf_bytes())
+    assert response.status_code == 302, response.get_data(as_text=True)
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    reference = re.search(r"REG-\d{4}-\d{6}", page).group(0)
+
+    with app.app_context():
+        reg = db.session.execute(select(Registration)).scalar_one()
+        assert reg.reference == reference
+        assert reg.state == RegistrationState.SUBMITTED
+        assert reg.npwp == "013000666091000" and reg.npwp_formatted == "01.300.066.6-091.000"
+        assert {c.kind.value: c.phone for c in reg.contacts}["SPV"].startswith("+62812")
+        assert reg.contract_file.sha256 and len(reg.contract_file.sha256) == 64
+        stored = reg.contract_file.stored_name
+        assert "kontrak" not in stored  # a random name, not the user's
+    assert uploads(app) == [stored]
+    # Mail went to the three contacts and to the reviewer.
+    for kind in ("spv", "fin", "staff"):
+        assert mailbox.to(data[f"{kind}_email"]), kind
+    assert reference in mailbox.to(reviewer)[0]["Subject"]
+
+
+def test_reference_numbers_are_sequential(app, client):
+    refs = []
+    for seed in (111, 112):
+        response = submit(client, registration_form(seed), pdf_bytes())
+        assert response.status_code == 302
+        refs.append(re.search(r"REG-\d{4}-(\d{6})", client.get("/register/submitted").get_data(as_text=True)).group(1))
+    assert int(refs[1]) == int(refs[0]) + 1
+
+
+def test_duplicate_npwp_gets_a_clear_message_not_500(app, client):
+    assert submit(client, registration_form(121), pdf_bytes()).status_code == 302
+    again = registration_form(122, npwp=registration_form(121)["npwp"])
+    response = submit(client, again, pdf_bytes())
+    assert response.status_code == 200
+    assert "NPWP ini sudah terdaftar" in response.get_data(as_text=True) or \
+        "already registered" in response.get_data(as_text=True)
+    assert count_registrations(app) == 1
+    assert len(uploads(app)) == 1
+
+
+def test_bad_npwp_check_digit_is_named_beside_the_field(app, client):
+    response = submit(client, registration_form(131, npwp="01.300.066.7-091.000"), pdf_bytes())
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert 'data-field-error="npwp"' in page
+    assert count_registrations(app) == 0
+
+
+def test_form_keeps_what_the_user_typed_and_shows_each_error(app, client):
+    data = registration_form(141, nib="123", spv_phone="12345", latitude="-20")
+    response = submit(client, data, pdf_bytes())
+    page = response.get_data(as_text=True)
+    for field in ("nib", "spv_phone", "latitude"):
+        assert f'data-field-error="{field}"' in page, field
+    assert data["name"] in page and data["fin_email"] in page
+    assert count_registrations(app) == 0
+
+
+def test_valid_upload_is_held_when_other_fields_fail(app, client):
+    data = registration_form(151, nib="123")
+    page = submit(client, data, pdf_bytes()).get_data(as_text=True)
+    token = re.search(r'name="held_upload" type="hidden" value="([0-9a-f]{32})"', page).group(1)
+    assert 'data-testid="held-upload"' in page
+    assert uploads(app) == []  # held, not stored
+    fixed = registration_form(151, held_upload=token)
+    response = submit(client, fixed)  # no file this time
+    assert response.status_code == 302
+    assert len(uploads(app)) == 1
+
+
+def test_emails_must_be_distinct_and_not_an_existing_user(app, client, factory):
+    existing = factory.user("DIST_FIN")
+    data = registration_form(161, fin_email=registration_form(161)["spv_email"], staff_email=existing)
+    page = submit(client, data, pdf_bytes()).get_data(as_text=True)
+    assert 'data-field-error="fin_email"' in page
+    assert 'data-field-error="staff_email"' in page
+    assert count_registrations(app) == 0
+
+
+def test_contract_end_must_follow_start(app, client):
+    page = submit(client, registration_form(171, contract_end="2025-12-31"), pdf_bytes()).get_data(as_text=True)
+    assert 'data-field-error="contract_end"' in page
+    assert count_registrations(app) == 0
+
+
+def test_text_file_renamed_pdf_is_refused_and_nothing_stored(app, client):
+    response = submit(client, registration_form(181), b"just some text, not a PDF\n" * 20, "kontrak.pdf")
+    page = response.get_data(as_text=True)
+    assert 'data-field-error="contract_file"' in page
+    assert count_registrations(app) == 0 and uploads(app) == []
+
+
+def test_empty_file_is_refused_and_nothing_stored(app, client):
+    page = submit(client, registration_form(182), b"", "kontrak.pdf").get_data(as_text=True)
+    assert 'data-field-error="contract_file"' in page
+    assert count_registrations(app) == 0 and uploads(app) == []
+
+
+def test_oversized_file_is_refused_and_nothing_stored(app, client):
+    big = pdf_bytes()[:-6] + b" " * (10 * 1024 * 1024) + b"%%EOF\n"
+    page = submit(client, registration_form(183), big).get_data(as_text=True)
+    assert 'data-field-error="contract_file"' in page and "10 MB" in page
+    assert count_registrations(app) == 0 and uploads(app) == []
+
+
+def test_huge_request_gets_a_413_page(app, client):
+    huge = b"%PDF-1.4\n" + b"x" * (13 * 1024 * 1024)
+    response = submit(client, registration_form(184), huge)
+    assert response.status_code == 413
+    assert "10 MB" in response.get_data(as_text=True)
+    assert count_registrations(app) == 0 and uploads(app) == []
+
+
+def test_missing_file_is_required(app, client):
+    page = submit(client, registration_form(185)).get_data(as_text=True)
+    assert 'data-field-error="contract_file"' in page
+    assert count_registrations(app) == 0
+
+
+def test_sixteen_digit_npwp_registers(app, client):
+    response = submit(client, registration_form(191, npwp=valid_npwp(191, digits=16)), pdf_bytes())
+    assert response.status_code == 302
+    with app.app_context():
+        assert len(db.session.execute(select(Registration.npwp)).scalar_one()) == 16
+
+
+def test_distributor_user_can_enter_a_registration_on_behalf(app, login_as):
+    spv = login_as("DIST_SPV")
+    assert "atas nama" in spv.get("/register").get_data(as_text=True) or \
+        "on behalf" in spv.get("/register").get_data(as_text=True)
+    response = submit(spv, registration_form(195), pdf_bytes())
+    assert response.status_code == 302
+    with app.app_context():
+        reg = db.session.execute(select(Registration)).scalar_one()
+        assert reg.entered_by.email == spv.email
