@@ -6,7 +6,7 @@ import os
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 
-from config import CONFIGS, DEFAULT_SECRET_KEY, INSTANCE_DIR, BASE_DIR
+from config import BASE_DIR, CONFIGS, DEFAULT_SECRET_KEY, INSTANCE_DIR
 from scm.extensions import babel, bootstrap, csrf, db, login_manager, migrate
 
 

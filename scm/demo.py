@@ -129,7 +129,7 @@ def _contract(name):
 
 
 def print_logins():
-    click.echo("\nDemo logins (password for all: %s)" % DEMO_PASSWORD)
+    click.echo(f"\nDemo logins (password for all: {DEMO_PASSWORD})")
     demo_emails = {email for email, _, _ in DISTRIBUTOR_USERS}
     domains = {wapu[-1] for wapu in WAPUS}
     users = db.session.execute(select(User).order_by(User.wapu_id.nulls_first(), User.role)).scalars()

@@ -204,6 +204,7 @@ def app(database_url, tmp_path, smtp_server):
         UPLOAD_FOLDER=str(tmp_path / "uploads"),
         MAIL_SERVER="127.0.0.1",
         MAIL_PORT=controller.port,
+        _SMTP_PORT=controller.port,
         PUBLIC_BASE_URL="http://testserver",
     )
     yield app
@@ -226,9 +227,8 @@ class Client:
 
     def token(self, refresh=False):
         if self._token is None or refresh:
-            page = self.raw.get("/login").get_data(as_text=True)
-            match = self.TOKEN.search(page) or self.TOKEN.search(self.raw.get("/").get_data(as_text=True))
-            self._token = match.group(1)
+            page = self.raw.get("/", follow_redirects=True).get_data(as_text=True)
+            self._token = self.TOKEN.search(page).group(1)
         return self._token
 
     def post(self, url, data=None, csrf=True, **kwargs):
@@ -291,8 +291,8 @@ def registration_form(seed=None, **overrides):
 
 
 def registration_input(seed=None, **overrides):
-    from scm.registration.services import ContactInput, RegistrationInput
     from scm.registration.models import ContactKind
+    from scm.registration.services import ContactInput, RegistrationInput
 
     form = registration_form(seed, **overrides)
     contacts = {kind: ContactInput(form[f"{kind.value.lower()}_name"], form[f"{kind.value.lower()}_email"],

@@ -1,5 +1,6 @@
 """Authentication and user management services. The acting user is always an argument."""
 
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -132,7 +133,7 @@ def authenticate(email: str, password: str) -> LoginResult:
 
 
 def _locked_message(throttle, now):
-    minutes = max(1, int((throttle.locked_until - now).total_seconds() // 60) + 1)
+    minutes = max(1, math.ceil((throttle.locked_until - now).total_seconds() / 60))
     return _l("Too many failed attempts. Try again in %(minutes)d minutes.", minutes=minutes)
 
 

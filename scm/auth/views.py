@@ -5,8 +5,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 
-from scm.auth import bp
-from scm.auth import services
+from scm.auth import bp, services
 from scm.auth.decorators import roles_required
 from scm.auth.forms import ChangePasswordForm, ConfirmForm, DistributorUserForm, LoginForm
 from scm.auth.models import DISTRIBUTOR_ROLES, Role, User

@@ -5,7 +5,6 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 from babel.dates import format_date as _format_date
-import phonenumbers
 from babel.dates import format_datetime as _format_datetime
 from babel.numbers import format_decimal
 from flask_babel import get_locale

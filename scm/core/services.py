@@ -6,7 +6,7 @@ from flask import current_app, has_request_context, render_template, request
 from flask_babel import force_locale
 from sqlalchemy import or_, select, update
 
-from scm.core.database import after_commit, utcnow
+from scm.core.database import after_commit, unit_of_work, utcnow
 from scm.core.mail import send_message
 from scm.core.models import AuditLog, OutboxEmail, OutboxState
 from scm.extensions import db
@@ -86,50 +86,47 @@ def deliver_outbox(ids=None, limit=100):
             _mark_failed(message, error)
         else:
             sent += 1
-            _mark_sent(message_id, message.sensitive)
+            _mark_sent(message)
     return sent, failed
 
 
 def _claim(message_id, now):
-    result = db.session.execute(
-        update(OutboxEmail)
-        .where(OutboxEmail.id == message_id)
-        .where(
-            or_(
-                OutboxEmail.state == OutboxState.PENDING,
-                (OutboxEmail.state == OutboxState.SENDING)
-                & (OutboxEmail.claimed_at < now - STALE_CLAIM),
+    """Take one message for sending (or None if another sender has it); one short transaction."""
+    with unit_of_work():
+        row = db.session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == message_id)
+            .where(
+                or_(
+                    OutboxEmail.state == OutboxState.PENDING,
+                    (OutboxEmail.state == OutboxState.SENDING) & (OutboxEmail.claimed_at < now - STALE_CLAIM),
+                )
             )
-        )
-        .values(state=OutboxState.SENDING, claimed_at=now, attempts=OutboxEmail.attempts + 1)
-    )
-    if result.rowcount != 1:
-        db.session.rollback()
-        return None
-    db.session.commit()
-    message = db.session.get(OutboxEmail, message_id)
-    db.session.expunge(message)
-    return message
+            .values(state=OutboxState.SENDING, claimed_at=now, attempts=OutboxEmail.attempts + 1)
+            .returning(OutboxEmail.id, OutboxEmail.to_address, OutboxEmail.subject, OutboxEmail.body,
+                       OutboxEmail.sensitive, OutboxEmail.attempts)
+        ).one_or_none()
+    return row
 
 
-def _mark_sent(message_id, sensitive):
+def _mark_sent(message):
     values = {"state": OutboxState.SENT, "sent_at": utcnow(), "last_error": None}
-    if sensitive:
+    if message.sensitive:
         values["body"] = "[erased after delivery]"
-    db.session.execute(update(OutboxEmail).where(OutboxEmail.id == message_id).values(**values))
-    db.session.commit()
+    with unit_of_work():
+        db.session.execute(update(OutboxEmail).where(OutboxEmail.id == message.id).values(**values))
 
 
 def _mark_failed(message, error):
     gave_up = message.attempts >= MAX_MAIL_ATTEMPTS
-    db.session.execute(
-        update(OutboxEmail)
-        .where(OutboxEmail.id == message.id)
-        .values(
-            state=OutboxState.FAILED if gave_up else OutboxState.PENDING,
-            next_attempt_at=utcnow() + timedelta(minutes=min(2**message.attempts, 240)),
-            last_error=f"{type(error).__name__}: {error}"[:1000],
+    with unit_of_work():
+        db.session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == message.id)
+            .values(
+                state=OutboxState.FAILED if gave_up else OutboxState.PENDING,
+                next_attempt_at=utcnow() + timedelta(minutes=min(2**message.attempts, 240)),
+                last_error=f"{type(error).__name__}: {error}"[:1000],
+            )
         )
-    )
-    db.session.commit()
     current_app.logger.warning("mail to %s not sent (%s); will retry", message.to_address, error)

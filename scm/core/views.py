@@ -3,14 +3,14 @@
 from datetime import datetime, time, timedelta
 
 from flask import abort, current_app, make_response, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import select
 
 from scm.auth.decorators import roles_required
 from scm.auth.models import Role
 from scm.core import bp
-from scm.core.forms import AuditFilterForm, LanguageForm
 from scm.core.formatting import WIB
+from scm.core.forms import AuditFilterForm, LanguageForm
 from scm.core.models import AuditLog
 from scm.extensions import db
 

@@ -63,7 +63,9 @@ def _save_registration(form, action, *, required_file, exclude_id=None):
         except ValidationErrors as error:
             errors = error.errors | errors
     form.show_errors(errors)
-    if upload is not None and not form.held_upload.data:
+    file = form.contract_file.data
+    if upload is not None and file and getattr(file, "filename", ""):  # a new valid file replaces a held one
+        release_held_upload(form.held_upload.data)
         form.held_upload.data = hold_upload(upload)
     return None
 

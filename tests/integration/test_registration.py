@@ -174,3 +174,19 @@ def test_distributor_user_can_enter_a_registration_on_behalf(app, login_as):
     with app.app_context():
         reg = db.session.execute(select(Registration)).scalar_one()
         assert reg.entered_by.email == spv.email
+
+
+def test_a_new_file_replaces_the_held_one(app, client):
+    import hashlib
+
+    first = submit(client, registration_form(152, nib="1"), pdf_bytes("lama"), "lama.pdf").get_data(as_text=True)
+    token = re.search(r'name="held_upload" type="hidden" value="([0-9a-f]{32})"', first).group(1)
+    new_pdf = pdf_bytes("baru")
+    second = submit(client, registration_form(152, nib="2", held_upload=token), new_pdf, "baru.pdf").get_data(as_text=True)
+    assert "baru.pdf" in second and "lama.pdf" not in second
+    token = re.search(r'name="held_upload" type="hidden" value="([0-9a-f]{32})"', second).group(1)
+    assert submit(client, registration_form(152, held_upload=token)).status_code == 302
+    with app.app_context():
+        reg = db.session.execute(select(Registration)).scalar_one()
+        assert reg.contract_file.sha256 == hashlib.sha256(new_pdf).hexdigest()
+        assert reg.contract_file.original_name == "baru.pdf"
