@@ -17,7 +17,7 @@ run: install
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
 
 test: install system-deps
-	$(BIN)/ruff check scm tests bench config.py wsgi.py
+	$(BIN)/ruff check .
 	SCM_TEST_DB=sqlite $(BIN)/pytest -p no:cacheprovider
 	SCM_TEST_DB=postgresql $(BIN)/pytest -p no:cacheprovider
 
@@ -46,7 +46,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check scm tests bench config.py wsgi.py
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -33,7 +33,7 @@ class RegistrationForm(FlaskForm):
     contract_number = StringField(_l("Contract number"))
     contract_start = DateField(_l("Contract start"), validators=[Optional()])
     contract_end = DateField(_l("Contract end"), validators=[Optional()])
-    contract_file = FileField(_l("Contract (PDF, at most 10 MB)"))
+    contract_file = FileField(_l("Contract (PDF, at most 10 MB)"), render_kw={"accept": "application/pdf,.pdf"})
     held_upload = HiddenField()
 
     def to_input(self) -> RegistrationInput:

@@ -147,7 +147,7 @@ class Registration(CompanyMixin, TimestampMixin, db.Model):
     wapu = relationship("Wapu", back_populates="registration")
     contacts = relationship(
         "RegistrationContact", back_populates="registration", cascade="all, delete-orphan",
-        order_by="RegistrationContact.kind",
+        order_by="RegistrationContact.id",
     )
     events = relationship(
         "RegistrationEvent", back_populates="registration", order_by="RegistrationEvent.id"
