@@ -81,6 +81,11 @@ class Config:
     BABEL_TRANSLATION_DIRECTORIES = str(BASE_DIR / "translations")
     LANGUAGES = ("id", "en")
 
+    # Ordering: the default price of one e-Meterai (a contract may agree another) and the
+    # largest quantity one purchase request may ask for.
+    DEFAULT_UNIT_PRICE = _env_int("SCM_DEFAULT_UNIT_PRICE", 10_000)
+    PR_MAX_QUANTITY = _env_int("SCM_PR_MAX_QUANTITY", 1_000_000)
+
     BOOTSTRAP_SERVE_LOCAL = True
     PAGE_SIZE = _env_int("SCM_PAGE_SIZE", 25)
 

@@ -40,9 +40,9 @@ def create_app(config_name=None, **overrides):
     with app.app_context():
         configure_engine_events(db.engine)
 
-    from scm import auth, core, registration
+    from scm import auth, core, procurement, quota, registration
 
-    for feature in (core, auth, registration):
+    for feature in (core, auth, registration, quota, procurement):
         feature.init_app(app)
 
     from scm.demo import demo_cli

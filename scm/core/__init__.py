@@ -6,6 +6,22 @@ from flask_babel import get_locale
 bp = Blueprint("core", __name__)
 
 
+def _unread_count():
+    """Unread notifications of the current user (one COUNT, only when the layout asks)."""
+    from flask_login import current_user
+    from sqlalchemy import func, select
+
+    from scm.core.models import Notification
+    from scm.extensions import db
+
+    if not current_user.is_authenticated:
+        return 0
+    return db.session.execute(
+        select(func.count()).select_from(Notification)
+        .where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
+    ).scalar()
+
+
 def init_app(app):
     from scm.core import views  # noqa: F401  (registers routes)
     from scm.core.cli import mail_cli
@@ -20,7 +36,8 @@ def init_app(app):
     def inject_layout():
         if not has_request_context():  # emails rendered by commands and jobs
             return {}
-        return {"language_form": LanguageForm(formdata=None), "current_locale": str(get_locale())}
+        return {"language_form": LanguageForm(formdata=None), "current_locale": str(get_locale()),
+                "unread_notifications": _unread_count}
 
     @app.after_request
     def security_headers(response):

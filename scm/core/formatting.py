@@ -38,6 +38,11 @@ def to_wib(moment: datetime) -> datetime:
     return moment.astimezone(WIB)
 
 
+def today_wib() -> date:
+    """Today's date in Jakarta (contract validity and billing months are WIB calendar days)."""
+    return datetime.now(WIB).date()
+
+
 def format_wib(moment: datetime | None, with_seconds=False) -> str:
     """A UTC timestamp shown in Jakarta time: ``23 Nov 2026 07.56 WIB``."""
     if moment is None:

@@ -3,8 +3,8 @@
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, event
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, event
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, relationship
 
 from scm.core.database import UTCDateTime, enum_type, utcnow
 from scm.extensions import db
@@ -12,6 +12,50 @@ from scm.extensions import db
 
 class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class WorkflowEventMixin(TimestampMixin):
+    """A step of a workflow: who moved the item from which state to which, when and why.
+
+    Subclasses add the foreign key to their item and set ``state_enum``.
+    """
+
+    state_enum = None
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action: Mapped[str] = mapped_column(String(20), nullable=False)
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20), nullable=False)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    comment: Mapped[str | None] = mapped_column(Text)
+
+    @declared_attr
+    def actor(cls):
+        return relationship("User")
+
+    @property
+    def to_label(self):
+        return self.state_enum(self.to_state).label
+
+
+class Notification(TimestampMixin, db.Model):
+    """An in-app message for one user (the bell); the same text also goes out by email."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user_unread", "user_id", "read_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False)
+    kind: Mapped[str] = mapped_column(String(40), nullable=False)
+    params: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    link: Mapped[str] = mapped_column(String(300), nullable=False, default="")
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def text(self) -> str:
+        from scm.core.services import notification_text
+
+        return notification_text(self.kind, self.params)
 
 
 class Counter(db.Model):
@@ -26,6 +70,7 @@ class AuditLog(TimestampMixin, db.Model):
     """One row per state change or security event. Never updated, never deleted."""
 
     __tablename__ = "audit_log"
+    __append_only__ = True
     __table_args__ = (Index("ix_audit_log_object", "object_type", "object_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -39,14 +84,18 @@ class AuditLog(TimestampMixin, db.Model):
 
 
 class AppendOnlyError(RuntimeError):
-    """Raised when code tries to change or delete an audit row."""
+    """Raised when code tries to change or delete a row of an append-only table."""
 
 
 @event.listens_for(Session, "before_flush")
-def _audit_log_is_append_only(session, _flush_context, _instances):
-    for obj in (*session.dirty, *session.deleted):
-        if isinstance(obj, AuditLog):
-            raise AppendOnlyError("the audit log is append-only")
+def _append_only_tables(session, _flush_context, _instances):
+    """Models marked ``__append_only__`` (audit log, quota ledger) are never updated or deleted."""
+    for obj in session.deleted:
+        if getattr(obj, "__append_only__", False):
+            raise AppendOnlyError(f"{obj.__tablename__} is append-only")
+    for obj in session.dirty:
+        if getattr(obj, "__append_only__", False) and session.is_modified(obj):
+            raise AppendOnlyError(f"{obj.__tablename__} is append-only")
 
 
 class OutboxState(enum.StrEnum):

@@ -8,7 +8,7 @@ from sqlalchemy import or_, select, update
 
 from scm.core.database import after_commit, unit_of_work, utcnow
 from scm.core.mail import send_message
-from scm.core.models import AuditLog, OutboxEmail, OutboxState
+from scm.core.models import AuditLog, Notification, OutboxEmail, OutboxState
 from scm.extensions import db
 
 MAX_MAIL_ATTEMPTS = 10
@@ -130,3 +130,35 @@ def _mark_failed(message, error):
             )
         )
     current_app.logger.warning("mail to %s not sent (%s); will retry", message.to_address, error)
+
+
+_NOTIFICATION_TEXTS = {}
+
+
+def register_notification(kind: str, text) -> None:
+    """Declare a notification kind and its (lazy, translatable) text with %(name)s placeholders."""
+    _NOTIFICATION_TEXTS[kind] = text
+
+
+def notification_text(kind: str, params: dict) -> str:
+    template = _NOTIFICATION_TEXTS.get(kind)
+    if template is None:
+        return kind
+    try:
+        return str(template) % params
+    except (KeyError, TypeError, ValueError):
+        return str(template)
+
+
+def notify(users, kind: str, link: str = "", **params):
+    """Tell each of ``users`` about an event: in the app (the bell) and by email (the outbox)."""
+    base = current_app.config["PUBLIC_BASE_URL"]
+    seen = set()
+    for user in users:
+        if user.id in seen or not user.active:
+            continue
+        seen.add(user.id)
+        db.session.add(Notification(user_id=user.id, kind=kind, params=params, link=link))
+        with force_locale("id"):
+            text = notification_text(kind, params)
+        queue_email(user.email, "notification", text=text, link=f"{base}{link}" if link else "", user=user)

@@ -3,15 +3,16 @@
 from datetime import datetime, time, timedelta
 
 from flask import abort, current_app, make_response, redirect, render_template, request, session, url_for
-from flask_login import current_user
-from sqlalchemy import select
+from flask_login import current_user, login_required
+from sqlalchemy import select, update
 
 from scm.auth.decorators import roles_required
 from scm.auth.models import Role
 from scm.core import bp
+from scm.core.database import unit_of_work, utcnow
 from scm.core.formatting import WIB
 from scm.core.forms import AuditFilterForm, LanguageForm
-from scm.core.models import AuditLog
+from scm.core.models import AuditLog, Notification
 from scm.extensions import db
 
 
@@ -53,11 +54,25 @@ def index():
 
 
 def _dashboard_context():
-    from scm.registration.services import registration_counts
+    from scm.procurement.services import dashboard_for
 
-    if current_user.is_distributor:
-        return {"registration_counts": registration_counts()}
-    return {"wapu": current_user.wapu}
+    return dashboard_for(current_user)
+
+
+@bp.route("/notifications")
+@login_required
+def notifications():
+    """The user's notifications, newest first; opening the list marks them read."""
+    stmt = select(Notification).where(Notification.user_id == current_user.id).order_by(Notification.id.desc())
+    page = paginate(stmt)
+    unread = {n.id for n in page.items if n.read_at is None}
+    with unit_of_work():
+        db.session.execute(
+            update(Notification)
+            .where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
+            .values(read_at=utcnow())
+        )
+    return render_template("core/notifications.html", page=page, unread=unread)
 
 
 @bp.route("/language", methods=["POST"])

@@ -8,7 +8,7 @@ writes a who/when/comment event row and an audit row.
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from scm.core.errors import TransitionError
@@ -62,9 +62,12 @@ class StateMachine:
             .values(state=t.target)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:
+        if result.rowcount != 1:  # someone else moved it first: say where it is now
+            current = db.session.execute(select(model.state).where(model.id == obj.id)).scalar_one()
+            set_committed_value(obj, "state", current)
             raise TransitionError(
-                _l("Someone else has just acted on this item; reload the page to see its new state."),
+                _l("This action is no longer possible: the item is already %(state)s.",
+                   state=current.label if hasattr(current, "label") else current),
                 code="conflict",
             )
         set_committed_value(obj, "state", t.target)

@@ -5,12 +5,23 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from scm.auth.models import Role
 from scm.core.database import UTCDateTime, enum_type, utcnow
-from scm.core.models import TimestampMixin
+from scm.core.models import TimestampMixin, WorkflowEventMixin
 from scm.extensions import db
 from scm.registration.validators import format_npwp
 
@@ -84,13 +95,18 @@ class Wapu(CompanyMixin, TimestampMixin, db.Model):
     contracts = relationship("Contract", back_populates="wapu", order_by="Contract.start_date.desc()")
     registration = relationship("Registration", back_populates="wapu", uselist=False, viewonly=True)
 
-    @property
-    def current_contract(self):
-        today = date.today()
+    def contract_on(self, day):
+        """The contract valid on ``day`` (a WIB calendar date), or None."""
         for contract in self.contracts:
-            if contract.start_date <= today <= contract.end_date:
+            if contract.start_date <= day <= contract.end_date:
                 return contract
         return None
+
+    @property
+    def current_contract(self):
+        from scm.core.formatting import today_wib
+
+        return self.contract_on(today_wib())
 
 
 class Contract(TimestampMixin, db.Model):
@@ -105,6 +121,8 @@ class Contract(TimestampMixin, db.Model):
     start_date: Mapped[date] = mapped_column(Date, nullable=False)
     end_date: Mapped[date] = mapped_column(Date, nullable=False)
     file_id: Mapped[int] = mapped_column(ForeignKey("stored_files.id"), nullable=False)
+    # Price per e-Meterai agreed in this contract (whole Rupiah); None: the distributor's default.
+    unit_price: Mapped[int | None] = mapped_column(BigInteger)
 
     wapu = relationship("Wapu", back_populates="contracts")
     file = relationship("StoredFile")
@@ -179,18 +197,11 @@ class RegistrationContact(db.Model):
     registration = relationship("Registration", back_populates="contacts")
 
 
-class RegistrationEvent(TimestampMixin, db.Model):
+class RegistrationEvent(WorkflowEventMixin, db.Model):
     """A step of a registration's review: who, when, what and why."""
 
     __tablename__ = "registration_events"
+    state_enum = RegistrationState
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id"), index=True, nullable=False)
-    action: Mapped[str] = mapped_column(String(20), nullable=False)
-    from_state: Mapped[RegistrationState | None] = mapped_column(enum_type(RegistrationState))
-    to_state: Mapped[RegistrationState] = mapped_column(enum_type(RegistrationState), nullable=False)
-    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    comment: Mapped[str | None] = mapped_column(Text)
-
     registration = relationship("Registration", back_populates="events")
-    actor = relationship("User")

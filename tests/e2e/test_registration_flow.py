@@ -77,7 +77,8 @@ def test_register_approve_and_first_login(new_page, factory, mailbox, contract_p
     staff.locator('[name="confirm_password"]').fill("Sandi-Baru-Staf-2026")
     staff.locator("main button[type=submit]").click()
     expect(staff).to_have_url(re.compile(r"/$"))
-    expect(staff.locator("main h2")).to_contain_text(data["name"])
+    expect(staff.locator("main")).to_contain_text(data["name"])
+    expect(staff.get_by_test_id("quota-available")).to_have_text("0")
 
 
 def test_form_error_beside_field_keeps_input_and_upload(page, contract_pdf):

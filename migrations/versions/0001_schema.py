@@ -1,8 +1,8 @@
-"""foundation: users, audit log, outbox, registrations, WAPUs, contracts
+"""schema: users, audit log, outbox, notifications, registrations, WAPUs, contracts, PR/PO, quota ledger
 
-Revision ID: 0001_foundation
+Revision ID: 0001_schema
 Revises: 
-Create Date: 2026-11-23 01:03:14.325441
+Create Date: 2026-11-23 01:17:42.691323
 
 """
 from alembic import op
@@ -10,10 +10,12 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0001_foundation'
+revision = '0001_schema'
 down_revision = None
 branch_labels = None
 depends_on = None
+
+APPEND_ONLY = ("audit_log", "quota_entries")
 
 
 def upgrade():
@@ -81,6 +83,7 @@ def upgrade():
     sa.Column('start_date', sa.Date(), nullable=False),
     sa.Column('end_date', sa.Date(), nullable=False),
     sa.Column('file_id', sa.Integer(), nullable=False),
+    sa.Column('unit_price', sa.BigInteger(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.CheckConstraint('end_date > start_date', name=op.f('ck_contracts_end_after_start')),
     sa.ForeignKeyConstraint(['file_id'], ['stored_files.id'], name=op.f('fk_contracts_file_id_stored_files')),
@@ -90,6 +93,23 @@ def upgrade():
     with op.batch_alter_table('contracts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_contracts_wapu_id'), ['wapu_id'], unique=False)
 
+    op.create_table('quota_accounts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('wapu_id', sa.Integer(), nullable=False),
+    sa.Column('available', sa.Integer(), nullable=False),
+    sa.Column('reserved', sa.Integer(), nullable=False),
+    sa.Column('consumed', sa.Integer(), nullable=False),
+    sa.Column('issued', sa.Integer(), nullable=False),
+    sa.Column('adjusted', sa.Integer(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.CheckConstraint('available >= 0', name=op.f('ck_quota_accounts_available_not_negative')),
+    sa.CheckConstraint('consumed >= 0', name=op.f('ck_quota_accounts_consumed_not_negative')),
+    sa.CheckConstraint('issued >= 0', name=op.f('ck_quota_accounts_issued_not_negative')),
+    sa.CheckConstraint('reserved >= 0', name=op.f('ck_quota_accounts_reserved_not_negative')),
+    sa.ForeignKeyConstraint(['wapu_id'], ['wapus.id'], name=op.f('fk_quota_accounts_wapu_id_wapus')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_quota_accounts')),
+    sa.UniqueConstraint('wapu_id', name=op.f('uq_quota_accounts_wapu_id'))
+    )
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sa.String(length=255), nullable=False),
@@ -131,6 +151,61 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_audit_log_actor_id'), ['actor_id'], unique=False)
         batch_op.create_index('ix_audit_log_object', ['object_type', 'object_id'], unique=False)
 
+    op.create_table('notifications',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('link', sa.String(length=300), nullable=False),
+    sa.Column('read_at', sa.DateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_notifications_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications'))
+    )
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.create_index('ix_notifications_user_unread', ['user_id', 'read_at'], unique=False)
+
+    op.create_table('purchase_requests',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('wapu_id', sa.Integer(), nullable=False),
+    sa.Column('number', sa.String(length=40), nullable=False),
+    sa.Column('quantity', sa.Integer(), nullable=False),
+    sa.Column('needed_by', sa.Date(), nullable=True),
+    sa.Column('purpose', sa.Text(), nullable=False),
+    sa.Column('state', sa.Enum('draft', 'submitted', 'returned', 'approved', 'rejected', 'cancelled', 'ordered', name='prstate', native_enum=False, length=20), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.CheckConstraint('quantity > 0', name=op.f('ck_purchase_requests_quantity_positive')),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_purchase_requests_created_by_id_users')),
+    sa.ForeignKeyConstraint(['wapu_id'], ['wapus.id'], name=op.f('fk_purchase_requests_wapu_id_wapus')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_purchase_requests')),
+    sa.UniqueConstraint('number', name=op.f('uq_purchase_requests_number'))
+    )
+    with op.batch_alter_table('purchase_requests', schema=None) as batch_op:
+        batch_op.create_index('ix_purchase_requests_wapu_state', ['wapu_id', 'state'], unique=False)
+
+    op.create_table('quota_entries',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('wapu_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.Enum('issue', 'adjust', 'reserve', 'commit', 'release', name='entrykind', native_enum=False, length=10), nullable=False),
+    sa.Column('quantity', sa.Integer(), nullable=False),
+    sa.Column('idempotency_key', sa.String(length=100), nullable=False),
+    sa.Column('reference', sa.String(length=200), nullable=False),
+    sa.Column('actor_id', sa.Integer(), nullable=True),
+    sa.Column('available_after', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.CheckConstraint('quantity <> 0', name=op.f('ck_quota_entries_quantity_not_zero')),
+    sa.ForeignKeyConstraint(['account_id'], ['quota_accounts.id'], name=op.f('fk_quota_entries_account_id_quota_accounts')),
+    sa.ForeignKeyConstraint(['actor_id'], ['users.id'], name=op.f('fk_quota_entries_actor_id_users')),
+    sa.ForeignKeyConstraint(['wapu_id'], ['wapus.id'], name=op.f('fk_quota_entries_wapu_id_wapus')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_quota_entries')),
+    sa.UniqueConstraint('kind', 'idempotency_key', name='uq_quota_entries_kind_key')
+    )
+    with op.batch_alter_table('quota_entries', schema=None) as batch_op:
+        batch_op.create_index('ix_quota_entries_wapu_created', ['wapu_id', 'id'], unique=False)
+
     op.create_table('registrations',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('reference', sa.String(length=20), nullable=False),
@@ -164,6 +239,48 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_registrations_state'), ['state'], unique=False)
         batch_op.create_index('uq_registrations_npwp_open', ['npwp'], unique=True, sqlite_where=sa.text("state <> 'rejected'"), postgresql_where=sa.text("state <> 'rejected'"))
 
+    op.create_table('purchase_orders',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('wapu_id', sa.Integer(), nullable=False),
+    sa.Column('purchase_request_id', sa.Integer(), nullable=False),
+    sa.Column('number', sa.String(length=40), nullable=False),
+    sa.Column('quantity', sa.Integer(), nullable=False),
+    sa.Column('unit_price', sa.BigInteger(), nullable=False),
+    sa.Column('total', sa.BigInteger(), nullable=False),
+    sa.Column('state', sa.Enum('submitted', 'approved', 'rejected', name='postate', native_enum=False, length=20), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=False),
+    sa.Column('decided_at', sa.DateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.CheckConstraint('quantity > 0', name=op.f('ck_purchase_orders_quantity_positive')),
+    sa.CheckConstraint('total = quantity * unit_price', name=op.f('ck_purchase_orders_total_matches')),
+    sa.CheckConstraint('unit_price >= 0', name=op.f('ck_purchase_orders_unit_price_not_negative')),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_purchase_orders_created_by_id_users')),
+    sa.ForeignKeyConstraint(['purchase_request_id'], ['purchase_requests.id'], name=op.f('fk_purchase_orders_purchase_request_id_purchase_requests')),
+    sa.ForeignKeyConstraint(['wapu_id'], ['wapus.id'], name=op.f('fk_purchase_orders_wapu_id_wapus')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_purchase_orders')),
+    sa.UniqueConstraint('number', name=op.f('uq_purchase_orders_number')),
+    sa.UniqueConstraint('purchase_request_id', name=op.f('uq_purchase_orders_purchase_request_id'))
+    )
+    with op.batch_alter_table('purchase_orders', schema=None) as batch_op:
+        batch_op.create_index('ix_purchase_orders_state_created', ['state', 'created_at'], unique=False)
+        batch_op.create_index('ix_purchase_orders_wapu_state', ['wapu_id', 'state'], unique=False)
+
+    op.create_table('purchase_request_events',
+    sa.Column('purchase_request_id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('action', sa.String(length=20), nullable=False),
+    sa.Column('from_state', sa.String(length=20), nullable=True),
+    sa.Column('to_state', sa.String(length=20), nullable=False),
+    sa.Column('actor_id', sa.Integer(), nullable=True),
+    sa.Column('comment', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['users.id'], name=op.f('fk_purchase_request_events_actor_id_users')),
+    sa.ForeignKeyConstraint(['purchase_request_id'], ['purchase_requests.id'], name=op.f('fk_purchase_request_events_purchase_request_id_purchase_requests')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_purchase_request_events'))
+    )
+    with op.batch_alter_table('purchase_request_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_purchase_request_events_purchase_request_id'), ['purchase_request_id'], unique=False)
+
     op.create_table('registration_contacts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('registration_id', sa.Integer(), nullable=False),
@@ -176,11 +293,11 @@ def upgrade():
     sa.UniqueConstraint('registration_id', 'kind', name='uq_registration_contacts_kind')
     )
     op.create_table('registration_events',
-    sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('registration_id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('action', sa.String(length=20), nullable=False),
-    sa.Column('from_state', sa.Enum('submitted', 'returned', 'approved', 'rejected', name='registrationstate', native_enum=False, length=20), nullable=True),
-    sa.Column('to_state', sa.Enum('submitted', 'returned', 'approved', 'rejected', name='registrationstate', native_enum=False, length=20), nullable=False),
+    sa.Column('from_state', sa.String(length=20), nullable=True),
+    sa.Column('to_state', sa.String(length=20), nullable=False),
     sa.Column('actor_id', sa.Integer(), nullable=True),
     sa.Column('comment', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
@@ -191,44 +308,87 @@ def upgrade():
     with op.batch_alter_table('registration_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_registration_events_registration_id'), ['registration_id'], unique=False)
 
+    op.create_table('purchase_order_events',
+    sa.Column('purchase_order_id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('action', sa.String(length=20), nullable=False),
+    sa.Column('from_state', sa.String(length=20), nullable=True),
+    sa.Column('to_state', sa.String(length=20), nullable=False),
+    sa.Column('actor_id', sa.Integer(), nullable=True),
+    sa.Column('comment', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['users.id'], name=op.f('fk_purchase_order_events_actor_id_users')),
+    sa.ForeignKeyConstraint(['purchase_order_id'], ['purchase_orders.id'], name=op.f('fk_purchase_order_events_purchase_order_id_purchase_orders')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_purchase_order_events'))
+    )
+    with op.batch_alter_table('purchase_order_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_purchase_order_events_purchase_order_id'), ['purchase_order_id'], unique=False)
+
     # ### end Alembic commands ###
 
-    # The audit log is append-only in the database too, not only in the ORM.
-    if op.get_bind().dialect.name == "sqlite":
-        for verb in ("UPDATE", "DELETE"):
+    # The audit log and the quota ledger are append-only in the database too, not only in the ORM.
+    for table in APPEND_ONLY:
+        if op.get_bind().dialect.name == "sqlite":
+            for verb in ("UPDATE", "DELETE"):
+                op.execute(
+                    f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+                )
+        else:
             op.execute(
-                f"CREATE TRIGGER audit_log_no_{verb.lower()} BEFORE {verb} ON audit_log "
-                "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"
+                f"CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                f"BEGIN RAISE EXCEPTION '{table} is append-only'; END $$"
             )
-    else:
-        op.execute(
-            "CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            "BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$"
-        )
-        op.execute(
-            "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
-            "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()"
-        )
+            op.execute(
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()"
+            )
 
 
 def downgrade():
-    if op.get_bind().dialect.name == "sqlite":
-        op.execute("DROP TRIGGER IF EXISTS audit_log_no_update")
-        op.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
-    else:
-        op.execute("DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log")
-        op.execute("DROP FUNCTION IF EXISTS audit_log_append_only()")
+    for table in APPEND_ONLY:
+        if op.get_bind().dialect.name == "sqlite":
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_update")
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")
+        else:
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+            op.execute(f"DROP FUNCTION IF EXISTS {table}_append_only()")
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('purchase_order_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_purchase_order_events_purchase_order_id'))
+
+    op.drop_table('purchase_order_events')
     with op.batch_alter_table('registration_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_registration_events_registration_id'))
 
     op.drop_table('registration_events')
     op.drop_table('registration_contacts')
+    with op.batch_alter_table('purchase_request_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_purchase_request_events_purchase_request_id'))
+
+    op.drop_table('purchase_request_events')
+    with op.batch_alter_table('purchase_orders', schema=None) as batch_op:
+        batch_op.drop_index('ix_purchase_orders_wapu_state')
+        batch_op.drop_index('ix_purchase_orders_state_created')
+
+    op.drop_table('purchase_orders')
     with op.batch_alter_table('registrations', schema=None) as batch_op:
         batch_op.drop_index('uq_registrations_npwp_open', sqlite_where=sa.text("state <> 'rejected'"), postgresql_where=sa.text("state <> 'rejected'"))
         batch_op.drop_index(batch_op.f('ix_registrations_state'))
 
     op.drop_table('registrations')
+    with op.batch_alter_table('quota_entries', schema=None) as batch_op:
+        batch_op.drop_index('ix_quota_entries_wapu_created')
+
+    op.drop_table('quota_entries')
+    with op.batch_alter_table('purchase_requests', schema=None) as batch_op:
+        batch_op.drop_index('ix_purchase_requests_wapu_state')
+
+    op.drop_table('purchase_requests')
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_index('ix_notifications_user_unread')
+
+    op.drop_table('notifications')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_log_object')
         batch_op.drop_index(batch_op.f('ix_audit_log_actor_id'))
@@ -239,6 +399,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_users_wapu_id'))
 
     op.drop_table('users')
+    op.drop_table('quota_accounts')
     with op.batch_alter_table('contracts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_contracts_wapu_id'))
 

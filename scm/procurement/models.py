@@ -1,0 +1,129 @@
+"""Purchase requests (PR) and purchase orders (PO), each with its history of steps."""
+
+import enum
+from datetime import date, datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from scm.core.database import UTCDateTime, enum_type, utcnow
+from scm.core.models import TimestampMixin, WorkflowEventMixin
+from scm.extensions import db
+
+
+class PRState(enum.StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    RETURNED = "returned"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    ORDERED = "ordered"
+
+    @property
+    def label(self):
+        return {
+            "draft": _l("draft"),
+            "submitted": _l("waiting for SPV approval"),
+            "returned": _l("returned for revision"),
+            "approved": _l("approved"),
+            "rejected": _l("rejected"),
+            "cancelled": _l("cancelled"),
+            "ordered": _l("ordered (PO raised)"),
+        }[self.value]
+
+
+class POState(enum.StrEnum):
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+    @property
+    def label(self):
+        return {
+            "submitted": _l("waiting for distributor approval"),
+            "approved": _l("approved, quota issued"),
+            "rejected": _l("rejected"),
+        }[self.value]
+
+
+class PurchaseRequest(TimestampMixin, db.Model):
+    """A WAPU STAFF's request for e-Meterai quota, decided by the WAPU's SPV."""
+
+    __tablename__ = "purchase_requests"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        Index("ix_purchase_requests_wapu_state", "wapu_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wapu_id: Mapped[int] = mapped_column(ForeignKey("wapus.id"), nullable=False)
+    number: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    needed_by: Mapped[date | None] = mapped_column(Date)
+    purpose: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    state: Mapped[PRState] = mapped_column(enum_type(PRState), default=PRState.DRAFT, nullable=False)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
+
+    wapu = relationship("Wapu")
+    created_by = relationship("User")
+    events = relationship("PurchaseRequestEvent", back_populates="purchase_request",
+                          order_by="PurchaseRequestEvent.id")
+    purchase_order = relationship("PurchaseOrder", back_populates="purchase_request", uselist=False)
+
+    def can(self, action, user) -> bool:
+        from scm.procurement.services import pr_allows
+
+        return pr_allows(self, action, user)
+
+
+class PurchaseRequestEvent(WorkflowEventMixin, db.Model):
+    __tablename__ = "purchase_request_events"
+    state_enum = PRState
+
+    purchase_request_id: Mapped[int] = mapped_column(ForeignKey("purchase_requests.id"), index=True, nullable=False)
+    purchase_request = relationship("PurchaseRequest", back_populates="events")
+
+
+class PurchaseOrder(TimestampMixin, db.Model):
+    """An order for quota raised from an approved PR, at a unit price frozen when it was raised."""
+
+    __tablename__ = "purchase_orders"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_price >= 0", name="unit_price_not_negative"),
+        CheckConstraint("total = quantity * unit_price", name="total_matches"),
+        Index("ix_purchase_orders_wapu_state", "wapu_id", "state"),
+        Index("ix_purchase_orders_state_created", "state", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wapu_id: Mapped[int] = mapped_column(ForeignKey("wapus.id"), nullable=False)
+    purchase_request_id: Mapped[int] = mapped_column(ForeignKey("purchase_requests.id"), unique=True, nullable=False)
+    number: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    unit_price: Mapped[int] = mapped_column(BigInteger, nullable=False)  # whole Rupiah
+    total: Mapped[int] = mapped_column(BigInteger, nullable=False)  # whole Rupiah
+    state: Mapped[POState] = mapped_column(enum_type(POState), default=POState.SUBMITTED, nullable=False)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    wapu = relationship("Wapu")
+    created_by = relationship("User")
+    purchase_request = relationship("PurchaseRequest", back_populates="purchase_order")
+    events = relationship("PurchaseOrderEvent", back_populates="purchase_order", order_by="PurchaseOrderEvent.id")
+
+    def can(self, action, user) -> bool:
+        from scm.procurement.services import PO_WORKFLOW
+
+        return PO_WORKFLOW.can(self, action, user.role)
+
+
+class PurchaseOrderEvent(WorkflowEventMixin, db.Model):
+    __tablename__ = "purchase_order_events"
+    state_enum = POState
+
+    purchase_order_id: Mapped[int] = mapped_column(ForeignKey("purchase_orders.id"), index=True, nullable=False)
+    purchase_order = relationship("PurchaseOrder", back_populates="events")

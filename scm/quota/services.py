@@ -1,0 +1,169 @@
+"""The quota ledger: issue, adjust (and later reserve / commit / release), balances, verify.
+
+Every movement writes its entry and its account change in one transaction. Overdraw is
+refused by one conditional UPDATE (``... WHERE available >= n``), never by read-then-write, and
+the database's unique (kind, idempotency_key) is the final word on duplicates.
+"""
+
+import uuid
+from dataclasses import dataclass
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import case, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from scm.auth.models import Role
+from scm.core.database import utcnow
+from scm.core.errors import ServiceError
+from scm.core.services import record_audit
+from scm.extensions import db
+from scm.quota.models import EntryKind, QuotaAccount, QuotaEntry
+
+
+class InsufficientQuota(ServiceError):
+    code = "insufficient_quota"
+
+
+def ensure_account(wapu_id: int) -> QuotaAccount:
+    """The WAPU's quota account, created on first use (safe when two transactions race)."""
+    account = db.session.execute(select(QuotaAccount).where(QuotaAccount.wapu_id == wapu_id)).scalar_one_or_none()
+    if account is not None:
+        return account
+    try:
+        with db.session.begin_nested():
+            account = QuotaAccount(wapu_id=wapu_id)
+            db.session.add(account)
+    except IntegrityError:
+        account = db.session.execute(select(QuotaAccount).where(QuotaAccount.wapu_id == wapu_id)).scalar_one()
+    return account
+
+
+def find_entry(kind: EntryKind, key: str):
+    return db.session.execute(
+        select(QuotaEntry).where(QuotaEntry.kind == kind, QuotaEntry.idempotency_key == key)
+    ).scalar_one_or_none()
+
+
+def _move(wapu_id, kind, quantity, key, reference, actor, changes, guard=None):
+    """Apply ``changes`` (column -> delta) to the account and write the entry, atomically.
+
+    Returns ``(entry, created)``. A retry with the same (kind, key) returns the first entry
+    without moving anything. ``guard`` is an extra WHERE clause (e.g. enough available).
+    """
+    existing = find_entry(kind, key)
+    if existing is not None:
+        return existing, False
+    account = ensure_account(wapu_id)
+    values = {column: getattr(QuotaAccount, column) + delta for column, delta in changes.items()}
+    stmt = (
+        update(QuotaAccount)
+        .where(QuotaAccount.id == account.id)
+        .values(**values, updated_at=utcnow())
+        .returning(QuotaAccount.available)
+        .execution_options(synchronize_session=False)
+    )
+    if guard is not None:
+        stmt = stmt.where(guard)
+    try:
+        with db.session.begin_nested():
+            available = db.session.execute(stmt).scalar_one_or_none()
+            if available is None:
+                raise InsufficientQuota(_l("Not enough quota available."))
+            entry = QuotaEntry(account_id=account.id, wapu_id=wapu_id, kind=kind, quantity=quantity,
+                               idempotency_key=key, reference=reference[:200], actor_id=getattr(actor, "id", None),
+                               available_after=available)
+            db.session.add(entry)
+    except IntegrityError:  # the same movement was written concurrently: it counts once
+        return find_entry(kind, key), False
+    db.session.expire(account)
+    return entry, True
+
+
+def issue_quota(wapu_id: int, quantity: int, key: str, reference: str, actor=None) -> QuotaEntry:
+    """Add ``quantity`` to the WAPU's available and issued quota, once per ``key`` (e.g. ``po-42``)."""
+    if quantity <= 0:
+        raise ServiceError(_l("The quantity must be a positive whole number."), field="quantity")
+    entry, created = _move(wapu_id, EntryKind.ISSUE, quantity, key, reference, actor,
+                           {"available": quantity, "issued": quantity})
+    if created:
+        record_audit(actor, "quota.issue", entry, f"+{quantity} to WAPU {wapu_id} ({reference})",
+                     object_type="QuotaEntry", object_id=entry.id)
+    return entry
+
+
+def adjust_quota(wapu_id: int, delta: int, reason: str, actor, key: str | None = None) -> QuotaEntry:
+    """A correction by the distributor admin, with a reason; never takes ``available`` below zero."""
+    if actor is None or actor.role != Role.DIST_ADMIN:
+        raise ServiceError(_l("Only the distributor administrator may adjust quota."), code="forbidden")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ServiceError(_l("A reason is required."), field="reason")
+    if not isinstance(delta, int) or delta == 0:
+        raise ServiceError(_l("Enter a whole number other than zero."), field="delta")
+    guard = QuotaAccount.available >= -delta if delta < 0 else None
+    try:
+        entry, created = _move(wapu_id, EntryKind.ADJUST, delta, key or f"adjust-{uuid.uuid4()}", reason,
+                               actor, {"available": delta, "adjusted": delta}, guard)
+    except InsufficientQuota:
+        raise InsufficientQuota(
+            _l("The adjustment would take the available quota below zero."), field="delta"
+        ) from None
+    if created:
+        record_audit(actor, "quota.adjust", entry, f"{delta:+d} for WAPU {wapu_id}: {reason}",
+                     object_type="QuotaEntry", object_id=entry.id)
+    return entry
+
+
+def account_for(wapu_id: int):
+    """Balances of a WAPU (zeros when it has no account yet)."""
+    account = db.session.execute(select(QuotaAccount).where(QuotaAccount.wapu_id == wapu_id)).scalar_one_or_none()
+    return account or QuotaAccount(wapu_id=wapu_id, available=0, reserved=0, consumed=0, issued=0, adjusted=0)
+
+
+@dataclass
+class Mismatch:
+    wapu_id: int
+    column: str
+    account: int
+    ledger: int
+
+
+def _sum(kind):
+    return func.coalesce(func.sum(case((QuotaEntry.kind == kind, QuotaEntry.quantity), else_=0)), 0)
+
+
+def verify_ledger() -> list:
+    """Re-derive every account from its entries; returns the differences (empty: books balance)."""
+    derived = {
+        row.account_id: row
+        for row in db.session.execute(
+            select(
+                QuotaEntry.account_id,
+                _sum(EntryKind.ISSUE).label("issue"),
+                _sum(EntryKind.ADJUST).label("adjust"),
+                _sum(EntryKind.RESERVE).label("reserve"),
+                _sum(EntryKind.COMMIT).label("commit"),
+                _sum(EntryKind.RELEASE).label("release"),
+            ).group_by(QuotaEntry.account_id)
+        )
+    }
+    mismatches = []
+    for account in db.session.execute(select(QuotaAccount).order_by(QuotaAccount.wapu_id)).scalars():
+        row = derived.get(account.id)
+        issue, adjust, reserve, commit, release = (
+            (row.issue, row.adjust, row.reserve, row.commit, row.release) if row else (0, 0, 0, 0, 0)
+        )
+        expected = {
+            "issued": issue,
+            "adjusted": adjust,
+            "reserved": reserve - commit - release,
+            "consumed": commit,
+            "available": issue + adjust - reserve + release,
+        }
+        for column, ledger in expected.items():
+            if getattr(account, column) != ledger:
+                mismatches.append(Mismatch(account.wapu_id, column, getattr(account, column), ledger))
+        if account.available + account.reserved + account.consumed != account.issued + account.adjusted:
+            mismatches.append(Mismatch(account.wapu_id, "balance", account.available + account.reserved
+                                       + account.consumed, account.issued + account.adjusted))
+    return mismatches
