@@ -116,12 +116,53 @@ def load_demo():
         for seed, (name, address, (base, branch), nib, domain) in enumerate(PENDING, start=10):
             data = registration_input(name, address, demo_npwp(base, branch), nib, domain, phone_seed=seed)
             registration.submit_registration(data, _contract(name))
+        _demo_orders(reviewer)
         name, address, (base, branch), nib, domain = RETURNED
         data = registration_input(name, address, demo_npwp(base, branch), nib, domain, phone_seed=20)
         reg = registration.submit_registration(data, _contract(name))
         registration.send_back_registration(
             reg, reviewer, "Nomor kontrak tidak sama dengan dokumen kontrak yang diunggah. Mohon perbaiki."
         )
+
+
+# Per WAPU: (quantity, how far the order goes, purpose). Covers every PR and PO state.
+DEMO_ORDERS = {
+    "W0001": [(5000, "po_approved", "Kebutuhan ijazah semester ganjil"), (2000, "po_submitted", "Kontrak pengadaan"),
+              (1500, "submitted", "Surat keputusan"), (800, "draft", "")],
+    "W0002": [(3000, "po_approved", "Dokumen pengadaan Q4"), (1000, "returned", "Perjanjian kerja sama"),
+              (500, "rejected", "Uji coba"), (1200, "approved", "Kontrak vendor")],
+    "W0003": [(2500, "po_rejected", "Kontrak sewa"), (700, "cancelled", ""), (4000, "po_approved", "Dokumen lelang")],
+}
+
+
+def _demo_orders(distributor_spv):
+    from scm.procurement import services as procurement
+    from scm.registration.models import Wapu
+
+    for code, orders in DEMO_ORDERS.items():
+        wapu = db.session.execute(select(Wapu).where(Wapu.code == code)).scalar_one()
+        staff = next(u for u in wapu.users if u.role == Role.WAPU_STAFF)
+        spv = next(u for u in wapu.users if u.role == Role.WAPU_SPV)
+        for quantity, goal, purpose in orders:
+            pr = procurement.create_purchase_request(staff, quantity, None, purpose,
+                                                     submit=goal not in ("draft", "cancelled"))
+            if goal in ("draft", "submitted"):
+                continue
+            if goal == "cancelled":
+                procurement.cancel_purchase_request(pr, staff)
+                continue
+            if goal in ("returned", "rejected"):
+                reason = "Mohon lengkapi tujuan penggunaan." if goal == "returned" else "Belum dianggarkan."
+                procurement.decide_purchase_request(pr, spv, "return" if goal == "returned" else "reject", reason)
+                continue
+            procurement.decide_purchase_request(pr, spv, "approve")
+            if goal == "approved":
+                continue
+            po = procurement.create_purchase_order(pr, staff)
+            if goal == "po_approved":
+                procurement.decide_purchase_order(po, distributor_spv, "approve")
+            elif goal == "po_rejected":
+                procurement.decide_purchase_order(po, distributor_spv, "reject", "Kuantitas melebihi kebutuhan.")
 
 
 def _contract(name):

@@ -69,8 +69,15 @@ def format_phone(e164: str | None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
+def upper_first(text) -> str:
+    """Capitalise the first letter only (Jinja's ``capitalize`` lowercases the rest: 'SPV')."""
+    text = str(text or "")
+    return text[:1].upper() + text[1:]
+
+
 def register_filters(app):
     app.jinja_env.filters.update(
+        upper_first=upper_first,
         rupiah=format_rupiah, number=format_number, wib=format_wib, day=format_day,
         phone=format_phone,
     )

@@ -141,11 +141,14 @@ def register_notification(kind: str, text) -> None:
 
 
 def notification_text(kind: str, params: dict) -> str:
+    from scm.core.formatting import format_number
+
     template = _NOTIFICATION_TEXTS.get(kind)
     if template is None:
         return kind
+    shown = {k: format_number(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in params.items()}
     try:
-        return str(template) % params
+        return str(template) % shown
     except (KeyError, TypeError, ValueError):
         return str(template)
 

@@ -66,12 +66,15 @@ def notifications():
     stmt = select(Notification).where(Notification.user_id == current_user.id).order_by(Notification.id.desc())
     page = paginate(stmt)
     unread = {n.id for n in page.items if n.read_at is None}
-    with unit_of_work():
-        db.session.execute(
-            update(Notification)
-            .where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
-            .values(read_at=utcnow())
-        )
+    for item in page.items:  # keep them as loaded: marking them read must not expire them
+        db.session.expunge(item)
+    if unread:  # the ones shown are now read; older pages stay unread until opened
+        with unit_of_work():
+            db.session.execute(
+                update(Notification)
+                .where(Notification.user_id == current_user.id, Notification.id.in_(unread))
+                .values(read_at=utcnow())
+            )
     return render_template("core/notifications.html", page=page, unread=unread)
 
 
