@@ -86,6 +86,18 @@ class Config:
     DEFAULT_UNIT_PRICE = _env_int("SCM_DEFAULT_UNIT_PRICE", 10_000)
     PR_MAX_QUANTITY = _env_int("SCM_PR_MAX_QUANTITY", 1_000_000)
 
+    # Stamping: a reservation not committed within this time is released by the scheduler.
+    RESERVATION_MINUTES = _env_int("SCM_RESERVATION_MINUTES", 15)
+    API_MAX_BODY_BYTES = _env_int("SCM_API_MAX_BODY_BYTES", 1024 * 1024)
+    API_MAX_BATCH = 1000
+    DOCUMENT_TYPES = tuple(
+        t.strip() for t in _env(
+            "SCM_DOCUMENT_TYPES",
+            "surat_perjanjian,surat_keterangan,akta_notaris,akta_ppat,surat_berharga,efek,cek,bilyet_giro,"
+            "dokumen_lelang,dokumen_transaksi,dokumen_lain",
+        ).split(",") if t.strip()
+    )
+
     BOOTSTRAP_SERVE_LOCAL = True
     PAGE_SIZE = _env_int("SCM_PAGE_SIZE", 25)
 

@@ -3,7 +3,7 @@
 import logging
 import os
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 
 from config import BASE_DIR, CONFIGS, DEFAULT_SECRET_KEY, INSTANCE_DIR
@@ -40,9 +40,9 @@ def create_app(config_name=None, **overrides):
     with app.app_context():
         configure_engine_events(db.engine)
 
-    from scm import auth, core, procurement, quota, registration
+    from scm import api, auth, core, procurement, quota, registration
 
-    for feature in (core, auth, registration, quota, procurement):
+    for feature in (core, auth, registration, quota, procurement, api):
         feature.init_app(app)
 
     from scm.demo import demo_cli
@@ -64,9 +64,17 @@ def _check_production_settings(app):
         )
 
 
+_API_CODES = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+              413: "payload_too_large", 429: "too_many_requests", 500: "internal_error"}
+
+
 def _register_error_pages(app):
     def page(code):
         def handler(error):
+            if request.path.startswith("/api/"):  # the API always answers problem+json
+                from scm.api.problems import problem_response
+
+                return problem_response(code, _API_CODES.get(code, "error"), getattr(error, "name", "Error"))
             return render_template("errors/error.html", code=code, error=error), code
 
         return handler

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from scm.auth.models import Role
@@ -44,39 +44,48 @@ def find_entry(kind: EntryKind, key: str):
     ).scalar_one_or_none()
 
 
-def _move(wapu_id, kind, quantity, key, reference, actor, changes, guard=None):
-    """Apply ``changes`` (column -> delta) to the account and write the entry, atomically.
+def move_quota(wapu_id, kind, quantity, key, reference, actor_id, changes, guard=None, now=None) -> int:
+    """The one way quota moves: a conditional UPDATE of the account and its ledger entry.
 
-    Returns ``(entry, created)``. A retry with the same (kind, key) returns the first entry
-    without moving anything. ``guard`` is an extra WHERE clause (e.g. enough available).
+    ``changes`` maps account columns to deltas; ``guard`` is an extra WHERE clause (e.g. enough
+    available). Raises ``InsufficientQuota`` when the guard fails (nothing changed) and lets the
+    database's unique (kind, key) raise IntegrityError for a duplicate: the caller's transaction
+    then rolls back whole. Returns the available balance after the move. Plain SQL statements,
+    no ORM unit of work: this is the hot path of stamping.
     """
-    existing = find_entry(kind, key)
-    if existing is not None:
-        return existing, False
-    account = ensure_account(wapu_id)
+    now = now or utcnow()
     values = {column: getattr(QuotaAccount, column) + delta for column, delta in changes.items()}
     stmt = (
         update(QuotaAccount)
-        .where(QuotaAccount.id == account.id)
-        .values(**values, updated_at=utcnow())
-        .returning(QuotaAccount.available)
+        .where(QuotaAccount.wapu_id == wapu_id)
+        .values(**values, updated_at=now)
+        .returning(QuotaAccount.id, QuotaAccount.available)
         .execution_options(synchronize_session=False)
     )
     if guard is not None:
         stmt = stmt.where(guard)
+    row = db.session.execute(stmt).first()
+    if row is None:
+        raise InsufficientQuota(_l("Not enough quota available."))
+    db.session.execute(insert(QuotaEntry).values(
+        account_id=row.id, wapu_id=wapu_id, kind=kind, quantity=quantity, idempotency_key=key,
+        reference=reference[:200], actor_id=actor_id, available_after=row.available, created_at=now,
+    ))
+    return row.available
+
+
+def _move(wapu_id, kind, quantity, key, reference, actor, changes, guard=None):
+    """``move_quota`` once per (kind, key): a retry returns the first entry. Returns (entry, created)."""
+    existing = find_entry(kind, key)
+    if existing is not None:
+        return existing, False
+    ensure_account(wapu_id)
     try:
         with db.session.begin_nested():
-            available = db.session.execute(stmt).scalar_one_or_none()
-            if available is None:
-                raise InsufficientQuota(_l("Not enough quota available."))
-            entry = QuotaEntry(account_id=account.id, wapu_id=wapu_id, kind=kind, quantity=quantity,
-                               idempotency_key=key, reference=reference[:200], actor_id=getattr(actor, "id", None),
-                               available_after=available)
-            db.session.add(entry)
+            move_quota(wapu_id, kind, quantity, key, reference, getattr(actor, "id", None), changes, guard)
     except IntegrityError:  # the same movement was written concurrently: it counts once
         return find_entry(kind, key), False
-    db.session.expire(account)
-    return entry, True
+    return find_entry(kind, key), True
 
 
 def issue_quota(wapu_id: int, quantity: int, key: str, reference: str, actor=None) -> QuotaEntry:
@@ -144,21 +153,22 @@ def verify_ledger() -> list:
                 _sum(EntryKind.RESERVE).label("reserve"),
                 _sum(EntryKind.COMMIT).label("commit"),
                 _sum(EntryKind.RELEASE).label("release"),
+                _sum(EntryKind.CONSUME).label("consume"),
             ).group_by(QuotaEntry.account_id)
         )
     }
     mismatches = []
     for account in db.session.execute(select(QuotaAccount).order_by(QuotaAccount.wapu_id)).scalars():
         row = derived.get(account.id)
-        issue, adjust, reserve, commit, release = (
-            (row.issue, row.adjust, row.reserve, row.commit, row.release) if row else (0, 0, 0, 0, 0)
+        issue, adjust, reserve, commit, release, consume = (
+            (row.issue, row.adjust, row.reserve, row.commit, row.release, row.consume) if row else (0,) * 6
         )
         expected = {
             "issued": issue,
             "adjusted": adjust,
             "reserved": reserve - commit - release,
-            "consumed": commit,
-            "available": issue + adjust - reserve + release,
+            "consumed": commit + consume,
+            "available": issue + adjust - reserve + release - consume,
         }
         for column, ledger in expected.items():
             if getattr(account, column) != ledger:

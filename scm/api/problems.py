@@ -1,0 +1,117 @@
+"""JSON problems (RFC 9457, application/problem+json) and request parsing for the API."""
+
+import json
+import re
+from datetime import datetime
+
+from flask import current_app, jsonify, request
+
+SERIAL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class ApiProblem(Exception):
+    def __init__(self, status, code, title, detail=None, errors=None, **extra):
+        super().__init__(title)
+        self.status, self.code, self.title, self.detail, self.errors, self.extra = (
+            status, code, title, detail, errors, extra)
+
+
+def problem_response(status, code, title, detail=None, errors=None, **extra):
+    body = {"type": "about:blank", "status": status, "title": title, "code": code}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = "application/problem+json"
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="scm-meterai"'
+    return response
+
+
+def json_body():
+    """The request's JSON object; 413 when too large, 400 when not JSON, 422 when not an object."""
+    limit = current_app.config["API_MAX_BODY_BYTES"]
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiProblem(413, "payload_too_large", "Request body too large", f"At most {limit} bytes.")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise ApiProblem(413, "payload_too_large", "Request body too large", f"At most {limit} bytes.")
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiProblem(400, "malformed_json", "Malformed JSON", "The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiProblem(422, "validation_error", "Invalid request", errors={"": ["Expected a JSON object."]})
+    return body
+
+
+class Checker:
+    """Collects per-field errors, so that a 422 names every bad field at once."""
+
+    def __init__(self, prefix=""):
+        self.errors = {}
+        self.prefix = prefix
+
+    def add(self, field, message):
+        self.errors.setdefault(self.prefix + field, []).append(message)
+
+    def string(self, body, field, required=True, max_len=100):
+        value = body.get(field)
+        if value is None:
+            if required:
+                self.add(field, "This field is required.")
+            return None
+        if not isinstance(value, str):
+            self.add(field, "Must be a string.")
+            return None
+        if required and not value.strip():
+            self.add(field, "Must not be empty.")
+            return None
+        if len(value) > max_len:
+            self.add(field, f"At most {max_len} characters.")
+            return None
+        return value
+
+    def serial(self, body, field="serial"):
+        value = self.string(body, field, max_len=64)
+        if value is not None and not SERIAL.match(value):
+            self.add(field, "1-64 characters of A-Z, a-z, 0-9, '-' and '_'.")
+            return None
+        return value
+
+    def document_type(self, body, field="document_type"):
+        value = self.string(body, field, max_len=40)
+        types = current_app.config["DOCUMENT_TYPES"]
+        if value is not None and value not in types:
+            self.add(field, f"Unknown document type; one of: {', '.join(types)}.")
+            return None
+        return value
+
+    def timestamp(self, body, field, required=True):
+        value = self.string(body, field, required=required, max_len=40)
+        if value is None:
+            return None
+        moment = parse_timestamp(value)
+        if moment is None:
+            self.add(field, "An ISO 8601 date-time with an offset, e.g. 2026-11-23T09:30:00+07:00.")
+        return moment
+
+    def raise_if_any(self):
+        if self.errors:
+            raise ApiProblem(422, "validation_error", "Invalid request", "Some fields are invalid.", self.errors)
+
+
+def parse_timestamp(value):
+    """An ISO 8601 date-time with an offset (``Z`` or ``+07:00``), or None."""
+    if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}T", value):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None

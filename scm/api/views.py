@@ -1,0 +1,236 @@
+"""The stamping API, ``/api/v1``: bearer tokens, JSON in and out, problem+json errors."""
+
+import base64
+from functools import wraps
+
+from flask import g, jsonify, render_template, request, url_for
+from sqlalchemy import select
+
+from scm.api import bp
+from scm.api.openapi import openapi_document
+from scm.api.problems import ApiProblem, Checker, json_body, parse_timestamp, problem_response
+from scm.api.services import authenticate_token
+from scm.extensions import db
+from scm.quota.models import Stamp, StampState
+from scm.quota.services import account_for
+from scm.quota.stamping import (
+    StampError,
+    StampEvent,
+    StampInput,
+    commit_stamp,
+    ingest_events,
+    release_stamp,
+    reserve_stamp,
+    run_once_more_on_conflict,
+)
+
+
+@bp.errorhandler(ApiProblem)
+def _problem(error):
+    return problem_response(error.status, error.code, error.title, error.detail, error.errors, **error.extra)
+
+
+@bp.errorhandler(StampError)
+def _stamp_error(error):
+    return problem_response(error.status, error.code, str(error.message), **error.extra)
+
+
+def token_required(view):
+    """Authenticate with ``Authorization: Bearer <token>``; session cookies do not count here."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _, credentials = header.partition(" ")
+        token = authenticate_token(credentials.strip()) if scheme.lower() == "bearer" else None
+        if token is None:
+            raise ApiProblem(401, "invalid_token", "Unauthorized",
+                             "Send a valid, unrevoked API token as 'Authorization: Bearer <token>'.")
+        g.api_token_id, g.api_wapu_id = token.id, token.wapu_id
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def stamp_json(stamp):
+    def ts(value):
+        return value.isoformat().replace("+00:00", "Z") if value else None
+
+    return {
+        "serial": stamp.serial, "state": stamp.state.value, "document_type": stamp.document_type,
+        "document_number": stamp.document_number, "document_date": stamp.document_date,
+        "reserved_at": ts(stamp.reserved_at), "expires_at": ts(stamp.expires_at),
+        "stamped_at": ts(stamp.stamped_at), "released_at": ts(stamp.released_at),
+        "release_reason": stamp.release_reason, "source": stamp.source,
+    }
+
+
+@bp.get("/quota")
+@token_required
+def quota():
+    """The token's WAPU balance."""
+    account = account_for(g.api_wapu_id)
+    return jsonify({"available": account.available, "reserved": account.reserved,
+                    "consumed": account.consumed, "issued": account.issued})
+
+
+@bp.post("/stamps")
+@token_required
+def reserve():
+    """Reserve one e-Meterai for a serial (201); an identical retry answers 200 with the same stamp."""
+    body = json_body()
+    check = Checker()
+    data = StampInput(serial=check.serial(body), document_type=check.document_type(body),
+                      document_number=check.string(body, "document_number", required=False))
+    date = check.timestamp(body, "document_date", required=False)
+    data.document_date = date.isoformat() if date else None
+    check.raise_if_any()
+    stamp, created = run_once_more_on_conflict(lambda: reserve_stamp(g.api_wapu_id, g.api_token_id, data))
+    return jsonify(stamp_json(stamp)), 201 if created else 200
+
+
+def _serial_or_404(serial):
+    """A serial in the URL that could never exist is simply not found."""
+    check = Checker()
+    if check.serial({"serial": serial}) is None:
+        raise ApiProblem(404, "not_found", "No stamp with this serial.")
+    return serial
+
+
+@bp.post("/stamps/<serial>/commit")
+@token_required
+def commit(serial):
+    """Mark a reservation stamped (quota consumed). Idempotent."""
+    _serial_or_404(serial)
+    stamp, outcome = run_once_more_on_conflict(lambda: commit_stamp(g.api_wapu_id, serial))
+    if outcome == "expired":
+        raise StampError(409, "reservation_released", "The reservation expired and was released; reserve again.",
+                         state=stamp.state.value)
+    return jsonify(stamp_json(stamp)), 200
+
+
+@bp.post("/stamps/<serial>/release")
+@token_required
+def release(serial):
+    """Give a reservation back (the stamp failed). Idempotent."""
+    _serial_or_404(serial)
+    body = json_body()
+    check = Checker()
+    reason = check.string(body, "reason", required=False, max_len=200) or "released by client"
+    check.raise_if_any()
+    stamp, _ = run_once_more_on_conflict(lambda: release_stamp(g.api_wapu_id, serial, reason))
+    return jsonify(stamp_json(stamp)), 200
+
+
+@bp.post("/stamps/batch")
+@token_required
+def batch():
+    """Report stamps after the fact: ``stamped`` consumes one e-Meterai, ``failed`` nothing."""
+    from flask import current_app
+
+    body = json_body()
+    events = body.get("events")
+    limit = current_app.config["API_MAX_BATCH"]
+    if not isinstance(events, list) or not events:
+        raise ApiProblem(422, "validation_error", "Invalid request", errors={"events": ["A non-empty list."]})
+    if len(events) > limit:
+        raise ApiProblem(422, "batch_too_large", "Too many events", f"At most {limit} events per batch.",
+                         errors={"events": [f"At most {limit} events."]})
+    parsed = []
+    check = Checker()
+    for index, raw in enumerate(events):
+        check.prefix = f"events[{index}]."
+        if not isinstance(raw, dict):
+            check.add("", "Must be an object.")
+            continue
+        serial = check.serial(raw)
+        status = raw.get("status")
+        if status not in ("stamped", "failed"):
+            check.add("status", "One of: stamped, failed.")
+        stamped_at = check.timestamp(raw, "stamped_at")
+        document_type = check.document_type(raw)
+        number = check.string(raw, "document_number", required=False)
+        date = check.timestamp(raw, "document_date", required=False)
+        parsed.append(StampEvent(serial, status, stamped_at, document_type, number, date.isoformat() if date else None))
+    check.raise_if_any()
+    results = run_once_more_on_conflict(lambda: ingest_events(g.api_wapu_id, g.api_token_id, parsed))
+    counts = {}
+    for result in results:
+        counts[result["result"]] = counts.get(result["result"], 0) + 1
+    return jsonify({"results": results, "counts": counts}), 200
+
+
+@bp.get("/stamps")
+@token_required
+def history():
+    """The WAPU's stamps, newest first, keyset-paginated with an opaque ``cursor``."""
+    check = Checker()
+    state = request.args.get("state")
+    if state and state not in {s.value for s in StampState}:
+        check.add("state", "One of: reserved, stamped, failed, released.")
+    start = _time_arg(check, "from")
+    end = _time_arg(check, "to")
+    try:
+        limit = int(request.args.get("limit", 100))
+        if not 1 <= limit <= 1000:
+            raise ValueError
+    except ValueError:
+        check.add("limit", "A whole number from 1 to 1000.")
+        limit = 100
+    cursor = _decode_cursor(check, request.args.get("cursor"))
+    check.raise_if_any()
+    stmt = select(Stamp).where(Stamp.wapu_id == g.api_wapu_id)
+    if state:
+        stmt = stmt.where(Stamp.state == state)
+    if start:
+        stmt = stmt.where(Stamp.occurred_at >= start)
+    if end:
+        stmt = stmt.where(Stamp.occurred_at < end)
+    if cursor:
+        stmt = stmt.where(Stamp.id < cursor)
+    rows = db.session.execute(stmt.order_by(Stamp.id.desc()).limit(limit + 1)).scalars().all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = _encode_cursor(rows[-1].id) if more else None
+    return jsonify({"items": [stamp_json(s) for s in rows], "next_cursor": next_cursor})
+
+
+def _time_arg(check, name):
+    value = request.args.get(name)
+    if not value:
+        return None
+    moment = parse_timestamp(value)
+    if moment is None:
+        check.add(name, "An ISO 8601 date-time with an offset.")
+    return moment
+
+
+def _encode_cursor(stamp_id):
+    return base64.urlsafe_b64encode(f"s{stamp_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(check, value):
+    if not value:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        if not text.startswith("s"):
+            raise ValueError
+        return int(text[1:])
+    except (ValueError, UnicodeDecodeError):
+        check.add("cursor", "Not a cursor from a previous page.")
+        return None
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3 description of this API."""
+    return jsonify(openapi_document())
+
+
+@bp.get("/docs")
+def docs():
+    """Human-readable API documentation (no external assets)."""
+    return render_template("api/docs.html", spec=openapi_document(), spec_url=url_for("api.openapi"))
+
+

@@ -1,0 +1,310 @@
+"""Using quota: reserve -> commit (stamped) or release (refunded), batches of stamps reported
+after the fact, and the expiry of reservations nobody committed.
+
+Every operation is one transaction in which the stamp row, the account and the ledger entry
+change together. State changes are conditional UPDATEs (``... WHERE state = 'reserved'``), so
+a commit racing an expiry or a release has exactly one winner, and the unique serial (stamps)
+and unique (kind, serial) (ledger) are the final word on duplicates. Plain SQL statements
+(SQLAlchemy Core) keep the hot path lean.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from scm.core.database import unit_of_work, utcnow
+from scm.core.errors import ServiceError
+from scm.core.formatting import today_wib
+from scm.extensions import db
+from scm.quota.models import EntryKind, QuotaAccount, Stamp, StampState
+from scm.quota.services import InsufficientQuota, move_quota
+from scm.registration.models import Contract, Wapu, WapuStatus
+
+RESERVE = {"available": -1, "reserved": 1}
+COMMIT = {"reserved": -1, "consumed": 1}
+RELEASE = {"reserved": -1, "available": 1}
+CONSUME = {"available": -1, "consumed": 1}
+ENOUGH = QuotaAccount.available >= 1
+
+
+class StampError(ServiceError):
+    """A refusal with an HTTP status and a machine code for the API."""
+
+    def __init__(self, status, code, message, **extra):
+        super().__init__(message, code=code)
+        self.status = status
+        self.extra = extra
+
+
+@dataclass
+class StampInput:
+    serial: str
+    document_type: str
+    document_number: str | None = None
+    document_date: str | None = None
+
+
+def fingerprint(*parts) -> str:
+    """What makes a retry identical: the same serial and the same content."""
+    return hashlib.sha256("\x1f".join("" if p is None else str(p) for p in parts).encode()).hexdigest()
+
+
+def _stamp_by_serial(serial):
+    return db.session.execute(
+        select(Stamp).where(Stamp.serial == serial).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def check_wapu_active(wapu_id, now=None):
+    """A suspended WAPU, or one without a valid contract today, may not stamp."""
+    today = today_wib()
+    valid_contract = exists().where(
+        Contract.wapu_id == Wapu.id, Contract.start_date <= today, Contract.end_date >= today
+    )
+    ok = db.session.execute(
+        select(func.count()).select_from(Wapu).where(Wapu.id == wapu_id, Wapu.status == WapuStatus.ACTIVE,
+                                                     valid_contract)
+    ).scalar()
+    if not ok:
+        raise StampError(403, "wapu_not_active",
+                         _l("The WAPU is suspended or has no valid contract today; it cannot stamp."))
+
+
+def _available(wapu_id):
+    return db.session.execute(
+        select(QuotaAccount.available).where(QuotaAccount.wapu_id == wapu_id)
+    ).scalar() or 0
+
+
+def reserve_stamp(wapu_id, token_id, data: StampInput, now=None):
+    """Reserve one e-Meterai for ``data.serial``. Returns ``(stamp, created)``; an identical retry
+    returns the first stamp with ``created`` False."""
+    now = now or utcnow()
+    fp = fingerprint(data.serial, data.document_type, data.document_number, data.document_date)
+    existing = _stamp_by_serial(data.serial)
+    if existing is not None:
+        if existing.wapu_id == wapu_id and existing.fingerprint == fp and existing.source == "api":
+            return existing, False
+        raise StampError(409, "serial_conflict", _l("This serial was already used with other content."))
+    check_wapu_active(wapu_id)
+    ttl = timedelta(minutes=current_app.config["RESERVATION_MINUTES"])
+    db.session.execute(insert(Stamp).values(
+        serial=data.serial, wapu_id=wapu_id, state=StampState.RESERVED, document_type=data.document_type,
+        document_number=data.document_number, document_date=data.document_date, fingerprint=fp, source="api",
+        token_id=token_id, reserved_at=now, expires_at=now + ttl, occurred_at=now, created_at=now,
+    ))
+    try:
+        move_quota(wapu_id, EntryKind.RESERVE, 1, data.serial, data.serial, None, RESERVE, ENOUGH, now)
+    except InsufficientQuota:
+        raise StampError(409, "insufficient_quota", _l("No quota available."),
+                         available=_available(wapu_id)) from None
+    return _stamp_by_serial(data.serial), True
+
+
+def commit_stamp(wapu_id, serial, now=None):
+    """Mark a reserved stamp stamped (quota consumed). Returns ``(stamp, outcome)`` where outcome is
+    ``committed``, ``already`` (idempotent retry) or ``expired`` (released now: refuse after commit)."""
+    now = now or utcnow()
+    done = db.session.execute(
+        update(Stamp)
+        .where(Stamp.serial == serial, Stamp.wapu_id == wapu_id, Stamp.state == StampState.RESERVED,
+               Stamp.expires_at > now)
+        .values(state=StampState.STAMPED, stamped_at=now, occurred_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if done:
+        move_quota(wapu_id, EntryKind.COMMIT, 1, serial, serial, None, COMMIT, now=now)
+        return _stamp_by_serial(serial), "committed"
+    stamp = _stamp_by_serial(serial)
+    if stamp is None or stamp.wapu_id != wapu_id:
+        raise StampError(404, "not_found", _l("No stamp with this serial."))
+    if stamp.state == StampState.STAMPED:
+        return stamp, "already"
+    if stamp.state == StampState.RESERVED:  # past its expiry, not yet swept: release it now
+        _release(wapu_id, serial, "expired", now)
+        db.session.refresh(stamp)
+        return stamp, "expired"
+    if stamp.state == StampState.RELEASED:
+        raise StampError(409, "reservation_released",
+                         _l("The reservation was released; reserve again."), state=stamp.state.value)
+    raise StampError(409, "stamp_failed", _l("This stamp was reported as failed."), state=stamp.state.value)
+
+
+def _release(wapu_id, serial, reason, now, only_expired=False):
+    stmt = (
+        update(Stamp)
+        .where(Stamp.serial == serial, Stamp.wapu_id == wapu_id, Stamp.state == StampState.RESERVED)
+        .values(state=StampState.RELEASED, released_at=now, release_reason=reason[:200])
+        .execution_options(synchronize_session=False)
+    )
+    if only_expired:
+        stmt = stmt.where(Stamp.expires_at <= now)
+    if not db.session.execute(stmt).rowcount:
+        return False
+    move_quota(wapu_id, EntryKind.RELEASE, 1, serial, f"{serial}: {reason}", None, RELEASE, now=now)
+    return True
+
+
+def release_stamp(wapu_id, serial, reason, now=None):
+    """Give a reserved e-Meterai back (the stamp failed). Returns ``(stamp, released_now)``."""
+    now = now or utcnow()
+    if _release(wapu_id, serial, reason or "released", now):
+        return _stamp_by_serial(serial), True
+    stamp = _stamp_by_serial(serial)
+    if stamp is None or stamp.wapu_id != wapu_id:
+        raise StampError(404, "not_found", _l("No stamp with this serial."))
+    if stamp.state == StampState.RELEASED:
+        return stamp, False
+    if stamp.state == StampState.STAMPED:
+        raise StampError(409, "already_stamped", _l("This stamp is already stamped; it cannot be released."))
+    raise StampError(409, "stamp_failed", _l("This stamp was reported as failed."))
+
+
+def expire_reservations(now=None, limit=1000) -> int:
+    """Release every reservation past its expiry (the scheduled job). Each in its own transaction."""
+    now = now or utcnow()
+    with unit_of_work():
+        due = db.session.execute(
+            select(Stamp.wapu_id, Stamp.serial)
+            .where(Stamp.state == StampState.RESERVED, Stamp.expires_at <= now).limit(limit)
+        ).all()
+    released = 0
+    for wapu_id, serial in due:
+        with unit_of_work():
+            released += _release(wapu_id, serial, "expired", now, only_expired=True)
+    return released
+
+
+# ------------------------------------------------------------------------------------------ batches
+
+
+@dataclass
+class StampEvent:
+    """A stamp reported after the fact: ``stamped`` consumes one e-Meterai, ``failed`` nothing."""
+
+    serial: str
+    status: str
+    stamped_at: datetime
+    document_type: str
+    document_number: str | None = None
+    document_date: str | None = None
+    wapu_id: int | None = None
+
+    def fingerprint(self):
+        return fingerprint(self.serial, self.status, self.stamped_at.isoformat(), self.document_type,
+                           self.document_number, self.document_date)
+
+
+def ingest_events(wapu_id, token_id, events, source="batch", now=None):
+    """Apply a batch of stamp events for one WAPU; returns one result dict per event, in order.
+
+    Results: ``applied`` (new), ``duplicate`` (already applied: retries are safe), ``committed``
+    (a reservation made by the API, now stamped), ``serial_conflict``, ``insufficient_quota``.
+    New stamped events are consumed in bulk, in the order given, while quota lasts.
+    """
+    now = now or utcnow()
+    serials = [e.serial for e in events]
+    existing = {
+        row.serial: row for row in db.session.execute(
+            select(Stamp.serial, Stamp.wapu_id, Stamp.state, Stamp.fingerprint).where(Stamp.serial.in_(serials))
+        )
+    }
+    results = [None] * len(events)
+    seen = {}
+    fresh_stamped, fresh_failed = [], []
+    for index, event in enumerate(events):
+        fp = event.fingerprint()
+        previous = existing.get(event.serial)
+        if event.serial in seen:
+            results[index] = {"serial": event.serial, "result": "duplicate" if seen[event.serial] == fp
+                              else "serial_conflict"}
+        elif previous is None:
+            (fresh_stamped if event.status == "stamped" else fresh_failed).append((index, event, fp))
+        elif previous.wapu_id != wapu_id:
+            results[index] = {"serial": event.serial, "result": "serial_conflict"}
+        elif previous.fingerprint == fp:
+            results[index] = {"serial": event.serial, "result": "duplicate"}
+        elif previous.state == StampState.RESERVED and event.status == "stamped":
+            _, outcome = commit_stamp(wapu_id, event.serial, now)
+            results[index] = {"serial": event.serial,
+                              "result": "committed" if outcome == "committed" else "reservation_released"}
+        elif previous.state == StampState.RESERVED and event.status == "failed":
+            _release(wapu_id, event.serial, "failed", now)
+            results[index] = {"serial": event.serial, "result": "released"}
+        else:
+            results[index] = {"serial": event.serial, "result": "serial_conflict"}
+        seen[event.serial] = fp
+
+    if fresh_stamped:
+        available = db.session.execute(
+            select(QuotaAccount.available).where(QuotaAccount.wapu_id == wapu_id).with_for_update()
+        ).scalar() or 0
+        granted = fresh_stamped[:available]
+        for index, event, _ in fresh_stamped[available:]:
+            results[index] = {"serial": event.serial, "result": "insufficient_quota"}
+        if granted:
+            _consume_bulk(wapu_id, token_id, granted, source, now)
+            for index, event, _ in granted:
+                results[index] = {"serial": event.serial, "result": "applied"}
+    if fresh_failed:
+        db.session.execute(insert(Stamp), [
+            _stamp_row(wapu_id, token_id, event, fp, source, StampState.FAILED, now) for _, event, fp in fresh_failed
+        ])
+        for index, event, _ in fresh_failed:
+            results[index] = {"serial": event.serial, "result": "applied"}
+    return results
+
+
+def _stamp_row(wapu_id, token_id, event, fp, source, state, now):
+    return {
+        "serial": event.serial, "wapu_id": wapu_id, "state": state, "document_type": event.document_type,
+        "document_number": event.document_number, "document_date": event.document_date, "fingerprint": fp,
+        "source": source, "token_id": token_id, "stamped_at": event.stamped_at, "occurred_at": event.stamped_at,
+        "created_at": now,
+        "reserved_at": None, "expires_at": None, "released_at": None, "release_reason": None,
+    }
+
+
+def _consume_bulk(wapu_id, token_id, granted, source, now):
+    """Consume ``len(granted)`` e-Meterai at once: one guarded UPDATE, rows inserted in bulk."""
+    from scm.quota.models import QuotaEntry
+
+    n = len(granted)
+    row = db.session.execute(
+        update(QuotaAccount)
+        .where(QuotaAccount.wapu_id == wapu_id, QuotaAccount.available >= n)
+        .values(available=QuotaAccount.available - n, consumed=QuotaAccount.consumed + n, updated_at=now)
+        .returning(QuotaAccount.id, QuotaAccount.available)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:  # cannot happen under the row lock taken above; refuse rather than overdraw
+        raise InsufficientQuota(_l("Not enough quota available."))
+    db.session.execute(insert(Stamp), [
+        _stamp_row(wapu_id, token_id, event, fp, source, StampState.STAMPED, now) for _, event, fp in granted
+    ])
+    after = row.available + n
+    entries = []
+    for _, event, _ in granted:
+        after -= 1
+        entries.append({"account_id": row.id, "wapu_id": wapu_id, "kind": EntryKind.CONSUME, "quantity": 1,
+                        "idempotency_key": event.serial, "reference": event.serial, "actor_id": None,
+                        "available_after": after, "created_at": now})
+    db.session.execute(insert(QuotaEntry), entries)
+
+
+def run_once_more_on_conflict(operation):
+    """Run ``operation()`` in a unit of work; if a concurrent writer inserted the same serial first
+    (IntegrityError), run it once more: it then finds that row and answers as for a retry."""
+    try:
+        with unit_of_work():
+            return operation()
+    except IntegrityError:
+        with unit_of_work():
+            return operation()
+
+
