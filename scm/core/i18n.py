@@ -1,12 +1,14 @@
 """Language and time zone choice: Bahasa Indonesia first, English on request; always WIB."""
 
-from flask import current_app, has_request_context, session
+from flask import current_app, has_request_context, request, session
 from flask_babel import lazy_gettext as _l
 
 
 def select_locale():
     if not has_request_context():  # commands and jobs speak the default language
         return current_app.config["BABEL_DEFAULT_LOCALE"]
+    if request.path.startswith("/api/v1/") and request.path != "/api/v1/docs":
+        return "en"  # API problems are for machines and their developers: one stable language
     lang = session.get("lang")
     if lang in current_app.config["LANGUAGES"]:
         return lang
