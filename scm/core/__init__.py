@@ -30,6 +30,9 @@ def init_app(app):
 
     app.register_blueprint(bp)
     app.cli.add_command(mail_cli)
+    from scm.core.tasks import scheduler_cli
+
+    app.cli.add_command(scheduler_cli)
     register_filters(app)
 
     @app.context_processor

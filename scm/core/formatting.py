@@ -78,6 +78,7 @@ def upper_first(text) -> str:
 def register_filters(app):
     app.jinja_env.filters.update(
         upper_first=upper_first,
+        combine_state=lambda args, state: {**args, "state": state},
         rupiah=format_rupiah, number=format_number, wib=format_wib, day=format_day,
         phone=format_phone,
     )

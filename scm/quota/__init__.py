@@ -6,7 +6,7 @@ bp = Blueprint("quota", __name__)
 
 
 def init_app(app):
-    from scm.quota import views  # noqa: F401  (registers routes)
+    from scm.quota import usage_views, views  # noqa: F401  (registers routes)
     from scm.quota.cli import quota_cli
 
     app.register_blueprint(bp)

@@ -1,4 +1,6 @@
-"""Quota pages: a WAPU's balance and ledger; every WAPU's balance for the distributor."""
+"""Quota pages: a WAPU's balance and ledger; every WAPU's balance for the distributor; usage file import."""
+
+import os
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -14,8 +16,18 @@ from scm.core.errors import ServiceError
 from scm.core.views import field_error, paginate
 from scm.extensions import db
 from scm.quota import bp, services
-from scm.quota.forms import AdjustForm
+from scm.quota.forms import AdjustForm, UsageApplyForm, UsageImportForm
 from scm.quota.models import QuotaAccount, QuotaEntry
+from scm.quota.stamping import run_once_more_on_conflict
+from scm.quota.usage_import import (
+    MAX_BYTES,
+    UsageFileError,
+    apply_usage_file,
+    hold_usage_file,
+    read_usage_file,
+    release_usage_file,
+    take_usage_file,
+)
 from scm.registration.models import Wapu
 
 SORTS = {
@@ -72,3 +84,39 @@ def accounts():
             .order_by(column.desc() if descending else column.asc(), Wapu.code))
     return render_template("quota/accounts.html", rows=db.session.execute(stmt).all(), sort=sort,
                            descending=descending)
+
+
+@bp.route("/usage/import", methods=["GET", "POST"])
+@roles_required(Role.DIST_ADMIN)
+def import_usage():
+    """Upload a usage report (CSV or XLSX): every row is checked, then a preview; nothing changes yet."""
+    form = UsageImportForm()
+    if form.validate_on_submit():
+        data = form.file.data.stream.read(MAX_BYTES + 1)
+        name = os.path.basename(form.file.data.filename or "")[:200]
+        try:
+            usage = read_usage_file(data, name)
+        except UsageFileError as error:
+            return render_template("quota/usage_import.html", form=form, error=error), 422
+        return render_template("quota/usage_import_preview.html", usage=usage, rows=usage.preview(),
+                               form=UsageApplyForm(token=hold_usage_file(data, name)))
+    return render_template("quota/usage_import.html", form=form, error=None)
+
+
+@bp.route("/usage/import/apply", methods=["POST"])
+@roles_required(Role.DIST_ADMIN)
+def apply_usage_import():
+    """Check the held file again and apply it in one unit of work; show what became of its stamps."""
+    form = UsageApplyForm()
+    held = take_usage_file(form.token.data) if form.validate_on_submit() else None
+    if held is None:
+        flash(_("The uploaded file is no longer available; upload it again."), "warning")
+        return redirect(url_for("quota.import_usage"))
+    try:
+        usage = read_usage_file(*held)
+        result = run_once_more_on_conflict(lambda: apply_usage_file(usage, current_user))
+    except UsageFileError as error:
+        return render_template("quota/usage_import.html", form=UsageImportForm(), error=error), 422
+    finally:
+        release_usage_file(form.token.data)
+    return render_template("quota/usage_import_preview.html", usage=usage, result=result)

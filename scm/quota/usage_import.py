@@ -1,0 +1,359 @@
+"""Usage reports from a file: a CSV or XLSX list of stamps reported after the fact.
+
+Every row is checked before anything changes: a file with any bad row is refused whole, with
+every error and its spreadsheet row number (the header is row 1). A valid file is previewed,
+held under a random token, then applied in one unit of work through ``ingest_events``, so
+importing the same file again changes nothing (each stamp is then a ``duplicate``).
+"""
+
+import csv
+import hashlib
+import io
+import secrets
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+
+from scm.api.problems import SERIAL, parse_timestamp
+from scm.auth.models import Role
+from scm.core.errors import ServiceError
+from scm.core.formatting import WIB, format_number
+from scm.core.services import record_audit
+from scm.core.uploads import upload_folder
+from scm.extensions import db
+from scm.quota.models import QuotaAccount, Stamp
+from scm.quota.stamping import StampEvent, ingest_events
+from scm.registration.models import Wapu
+from scm.registration.validators import clean_npwp
+
+MAX_BYTES = 20 * 1024 * 1024
+MAX_ROWS = 200_000
+CHUNK = 1000
+HELD_MAX_AGE_SECONDS = 24 * 3600
+REQUIRED_COLUMNS = ("serial", "stamped_at", "document_type", "status")
+COLUMNS = (*REQUIRED_COLUMNS, "npwp", "wapu_code", "document_number")
+STATUSES = ("stamped", "failed")
+XLSX_MAGIC = b"PK\x03\x04"
+RESULTS = {
+    "applied": _l("applied"),
+    "duplicate": _l("already recorded"),
+    "committed": _l("reservation stamped"),
+    "released": _l("reservation refunded"),
+    "reservation_released": _l("reservation had expired"),
+    "serial_conflict": _l("serial used with other content"),
+    "insufficient_quota": _l("not enough quota"),
+}
+
+
+@dataclass
+class RowError:
+    """One problem: its spreadsheet row (None: the file as a whole), column and offending value."""
+
+    row: int | None
+    column: str
+    message: str
+    value: str = ""
+
+
+class UsageFileError(ServiceError):
+    """The file was refused and nothing changed; ``errors`` lists every problem found."""
+
+    code = "invalid_usage_file"
+
+    def __init__(self, errors):
+        super().__init__(_l("The file was not imported: fix every error listed and upload it again."))
+        self.errors = errors
+
+
+def _refuse(message):
+    return UsageFileError([RowError(None, "", message)])
+
+
+@dataclass
+class UsageFile:
+    """A checked file: its events grouped per WAPU, ready to preview and apply."""
+
+    name: str
+    sha256: str
+    rows: int
+    events: dict = field(default_factory=dict)  # wapu_id -> [StampEvent], in file order
+    wapus: dict = field(default_factory=dict)  # wapu_id -> (id, code, name, npwp) row
+
+    def preview(self):
+        """Per WAPU: stamped and failed events, how many serials are already recorded, quota available."""
+        available = dict(db.session.execute(
+            select(QuotaAccount.wapu_id, QuotaAccount.available).where(QuotaAccount.wapu_id.in_(self.events))
+        ).all())
+        rows = []
+        for wapu_id, events in self.events.items():
+            serials = [e.serial for e in events]
+            known = sum(db.session.execute(
+                select(func.count()).select_from(Stamp).where(Stamp.serial.in_(serials[i:i + CHUNK]))
+            ).scalar() for i in range(0, len(serials), CHUNK))
+            statuses = Counter(e.status for e in events)
+            rows.append({"wapu": self.wapus[wapu_id], "stamped": statuses["stamped"], "failed": statuses["failed"],
+                         "known": known, "available": available.get(wapu_id, 0)})
+        return sorted(rows, key=lambda r: r["wapu"].code)
+
+
+@dataclass
+class ImportResult:
+    """What ``apply_usage_file`` did: ``ingest_events`` results counted per WAPU and in total."""
+
+    per_wapu: dict  # wapu_id -> Counter(result)
+    total: Counter
+
+    def kinds(self):
+        """The results that occurred, in a fixed order, with their labels (``applied`` always)."""
+        return [(key, label) for key, label in RESULTS.items() if key == "applied" or self.total[key]]
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def read_usage_file(data: bytes, name: str = "") -> UsageFile:
+    """Parse and check every row of a CSV or XLSX usage report; raises UsageFileError listing every problem."""
+    if not data:
+        raise _refuse(_l("The file is empty."))
+    if len(data) > MAX_BYTES:
+        raise _refuse(_l("The file is larger than %(mb)d MB.", mb=MAX_BYTES // (1024 * 1024)))
+    rows = _xlsx_rows(data) if data.startswith(XLSX_MAGIC) else _csv_rows(data)
+    columns = _columns(next(rows, None))
+    usage = UsageFile(name=name, sha256=hashlib.sha256(data).hexdigest(), rows=0)
+    checker = _RowChecker()
+    events, seen = defaultdict(list), {}
+    for number, cells in rows:
+        if not any(_text(c) for c in cells):
+            continue
+        usage.rows += 1
+        if usage.rows > MAX_ROWS:
+            raise _refuse(_l("The file has more than %(n)s data rows; split it.", n=format_number(MAX_ROWS)))
+        record = {col: cells[i] if i < len(cells) else None for col, i in columns.items()}
+        checked = checker.check(number, record)
+        if checked is None:
+            continue
+        wapu, event = checked
+        content = (wapu.id, event.fingerprint())
+        first = seen.setdefault(event.serial, (number, content))
+        if first[1] != content:
+            checker.errors.append(RowError(number, "serial", _l("This serial is also in row %(row)d with other "
+                                                                "content.", row=first[0]), event.serial))
+        elif first[0] == number:
+            events[wapu.id].append(event)
+            usage.wapus[wapu.id] = wapu
+    if checker.errors:
+        raise UsageFileError(checker.errors)
+    if not usage.rows:
+        raise _refuse(_l("The file has a header row but no data rows."))
+    usage.events = dict(events)
+    return usage
+
+
+def _xlsx_rows(data):
+    """(row number, cells) of the workbook's first sheet; cells keep their type (datetimes stay)."""
+    try:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        sheet = book.worksheets[0]
+    except Exception:  # openpyxl raises many kinds on a damaged or foreign zip
+        raise _refuse(_l("The file is not a readable XLSX workbook.")) from None
+    try:
+        yield from enumerate(sheet.iter_rows(values_only=True), start=1)
+    finally:
+        book.close()
+
+
+def _csv_rows(data):
+    """(row number, cells) of a UTF-8 CSV file separated by commas or semicolons."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise _refuse(_l("The file is neither an XLSX workbook nor a CSV file in UTF-8.")) from None
+    if "\x00" in text:
+        raise _refuse(_l("The file is neither an XLSX workbook nor a CSV file in UTF-8."))
+    header = text.split("\n", 1)[0]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=";" if header.count(";") > header.count(",")
+                        else ",")
+    number = 0
+    try:
+        for number, cells in enumerate(reader, start=1):
+            yield number, cells
+    except csv.Error as error:
+        raise UsageFileError([RowError(number + 1, "", _l("Not valid CSV: %(error)s", error=str(error)))]) from None
+
+
+def _columns(header):
+    """Column name -> index, from the header row (names case-insensitive); refuses a bad header."""
+    if header is None or not any(_text(c) for c in header):
+        raise _refuse(_l("The file is empty."))
+    columns, errors = {}, []
+    for index, cell in enumerate(header):
+        name = _text(cell).lower().replace(" ", "_")
+        if name in columns:
+            errors.append(RowError(1, name, _l("This column appears twice.")))
+        elif name in COLUMNS:
+            columns[name] = index
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        errors.append(RowError(1, ", ".join(missing), _l(
+            "Missing column(s). The first row must name the columns: %(columns)s, and npwp or wapu_code.",
+            columns=", ".join(REQUIRED_COLUMNS))))
+    if "npwp" not in columns and "wapu_code" not in columns:
+        errors.append(RowError(1, "npwp / wapu_code", _l("A column npwp or wapu_code must name each row's WAPU.")))
+    if errors:
+        raise UsageFileError(errors)
+    return columns
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+class _RowChecker:
+    """Checks rows against the WAPUs (loaded once) and the document types; collects every error."""
+
+    def __init__(self):
+        wapus = db.session.execute(select(Wapu.id, Wapu.code, Wapu.name, Wapu.npwp)).all()
+        self.by_code = {w.code.upper(): w for w in wapus}
+        self.by_npwp = {}
+        for w in wapus:  # a 15-digit NPWP is also written as 16 digits with a leading zero
+            self.by_npwp.update({w.npwp: w, ("0" + w.npwp if len(w.npwp) == 15 else w.npwp.removeprefix("0")): w})
+        self.npwps = {}
+        self.types = current_app.config["DOCUMENT_TYPES"]
+        self.errors = []
+
+    def check(self, number, record):
+        """``(wapu, StampEvent)`` for a valid row, else None with its errors recorded."""
+        errors = len(self.errors)
+
+        def bad(column, message, value):
+            self.errors.append(RowError(number, column, message, _text(value)[:80]))
+
+        serial = _text(record["serial"])
+        if not SERIAL.match(serial):
+            bad("serial", _l("1-64 characters of A-Z, a-z, 0-9, '-' and '_'."), serial)
+        wapu = self._wapu(record, bad)
+        raw_moment = record["stamped_at"]
+        moment = _moment(raw_moment)
+        if moment is None:
+            bad("stamped_at", _l("A date-time with an offset, e.g. 2026-11-23T09:30:00+07:00."), raw_moment)
+        document_type = _text(record["document_type"]).lower()
+        if document_type not in self.types:
+            bad("document_type", _l("Unknown document type; one of: %(types)s.", types=", ".join(self.types)),
+                document_type)
+        status = _text(record["status"]).lower()
+        if status not in STATUSES:
+            bad("status", _l("One of: stamped, failed."), status)
+        number_text = _text(record.get("document_number")) or None
+        if number_text and len(number_text) > 100:
+            bad("document_number", _l("At most %(n)d characters.", n=100), number_text)
+        if len(self.errors) > errors:
+            return None
+        return wapu, StampEvent(serial, status, moment, document_type, number_text)
+
+    def _wapu(self, record, bad):
+        npwp, code = _text(record.get("npwp")), _text(record.get("wapu_code")).upper()
+        by_npwp = by_code = None
+        if npwp:
+            if npwp not in self.npwps:
+                try:
+                    digits = clean_npwp(npwp)
+                except ServiceError as error:
+                    self.npwps[npwp] = (None, error.message)
+                else:
+                    found = self.by_npwp.get(digits)
+                    self.npwps[npwp] = (found, None if found else _l("No WAPU has this NPWP."))
+            by_npwp, message = self.npwps[npwp]
+            if message:
+                bad("npwp", message, npwp)
+        if code:
+            by_code = self.by_code.get(code)
+            if by_code is None:
+                bad("wapu_code", _l("No WAPU has this code."), code)
+        if not npwp and not code:
+            bad("npwp / wapu_code", _l("Give the WAPU's NPWP or its code."), "")
+        if by_npwp and by_code and by_npwp.id != by_code.id:
+            bad("npwp / wapu_code", _l("The NPWP and the WAPU code name different WAPUs."), f"{npwp} / {code}")
+        return by_npwp or by_code
+
+
+def _moment(value):
+    """An aware datetime: an ISO 8601 text with an offset, or an Excel date-time (naive: WIB)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=WIB)
+    return parse_timestamp(_text(value))
+
+
+# ------------------------------------------------------------------------------------------ applying
+
+
+def apply_usage_file(usage: UsageFile, actor) -> ImportResult:
+    """Apply a checked file in the caller's unit of work: ``ingest_events`` per WAPU, one audit row.
+
+    ``actor`` is the distributor admin, or None for the operator's command line.
+    """
+    if actor is not None and actor.role != Role.DIST_ADMIN:
+        raise ServiceError(_l("Only the distributor administrator may import usage files."), code="forbidden")
+    per_wapu = {}
+    for wapu_id, events in usage.events.items():
+        counts = Counter()
+        for start in range(0, len(events), CHUNK):
+            counts.update(r["result"] for r in ingest_events(wapu_id, None, events[start:start + CHUNK],
+                                                             source="file"))
+        per_wapu[wapu_id] = counts
+    total = sum(per_wapu.values(), Counter())
+    summary = ", ".join(f"{key} {value}" for key, value in sorted(total.items()))
+    record_audit(actor, "usage.import", summary=f"{usage.name or 'file'}: {usage.rows} rows; {summary}",
+                 object_type="UsageFile", object_id=usage.sha256[:40],
+                 actor_label=None if actor else "flask usage import")
+    return ImportResult(per_wapu, total)
+
+
+# ------------------------------------------------------------------------------------------ holding
+
+
+def _held_folder():
+    return upload_folder() / "usage-import"
+
+
+def hold_usage_file(data: bytes, name: str) -> str:
+    """Keep an uploaded file between its preview and its apply; returns its random token."""
+    folder = _held_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - HELD_MAX_AGE_SECONDS
+    for path in folder.iterdir():
+        if path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+    token = secrets.token_hex(16)
+    (folder / f"{token}.name").write_text(name, encoding="utf-8")
+    (folder / f"{token}.data").write_bytes(data)
+    return token
+
+
+def take_usage_file(token: str):
+    """``(data, name)`` held under ``token``, or None when unknown or expired."""
+    if not _valid_token(token):
+        return None
+    path = _held_folder() / f"{token}.data"
+    if not path.exists() or path.stat().st_mtime < time.time() - HELD_MAX_AGE_SECONDS:
+        return None
+    return path.read_bytes(), (_held_folder() / f"{token}.name").read_text(encoding="utf-8")
+
+
+def release_usage_file(token: str) -> None:
+    if _valid_token(token):
+        for suffix in ("data", "name"):
+            (_held_folder() / f"{token}.{suffix}").unlink(missing_ok=True)
+
+
+def _valid_token(token) -> bool:
+    return isinstance(token, str) and len(token) == 32 and all(c in "0123456789abcdef" for c in token)
