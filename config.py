@@ -38,9 +38,9 @@ class Config:
     # Uploaded contracts live outside the web root (static/ is the only folder served).
     UPLOAD_FOLDER = _env("SCM_UPLOAD_FOLDER", str(INSTANCE_DIR / "uploads"))
     MAX_UPLOAD_BYTES = _env_int("SCM_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
-    # The whole request may be a little larger than one upload plus the form fields;
-    # anything bigger is cut off with a 413 page before Flask reads it.
-    MAX_CONTENT_LENGTH = _env_int("SCM_MAX_REQUEST_BYTES", 12 * 1024 * 1024)
+    # The whole request may be a little larger than the largest upload (a 20 MB usage report)
+    # plus the form fields; anything bigger is cut off with a 413 page before Flask reads it.
+    MAX_CONTENT_LENGTH = _env_int("SCM_MAX_REQUEST_BYTES", 21 * 1024 * 1024)
 
     # Sessions: HttpOnly, SameSite, idle timeout (refreshed on each request).
     SESSION_COOKIE_HTTPONLY = True

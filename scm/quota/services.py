@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from scm.auth.models import Role
@@ -44,37 +44,54 @@ def find_entry(kind: EntryKind, key: str):
     ).scalar_one_or_none()
 
 
-def move_quota(wapu_id, kind, quantity, key, reference, actor_id, changes, guard=None, now=None) -> int:
+_ACCOUNTS = QuotaAccount.__table__
+_ENTRIES = QuotaEntry.__table__
+_INSERT_ENTRY = insert(_ENTRIES)
+_MOVES = {}
+
+
+def _move_statement(columns, guarded):
+    """The account UPDATE for a set of columns, built once and reused (the hot path of stamping):
+    ``SET col = col + :d_col ... WHERE wapu_id = :p_wapu [AND available >= :p_minimum] RETURNING``."""
+    key = (columns, guarded)
+    if key not in _MOVES:
+        stmt = (
+            update(_ACCOUNTS)
+            .where(_ACCOUNTS.c.wapu_id == bindparam("p_wapu"))
+            .values({**{c: _ACCOUNTS.c[c] + bindparam(f"d_{c}") for c in columns}, "updated_at": bindparam("p_now")})
+            .returning(_ACCOUNTS.c.id, _ACCOUNTS.c.available)
+        )
+        if guarded:
+            stmt = stmt.where(_ACCOUNTS.c.available >= bindparam("p_minimum"))
+        _MOVES[key] = stmt
+    return _MOVES[key]
+
+
+def move_quota(wapu_id, kind, quantity, key, reference, actor_id, changes, minimum=None, now=None) -> int:
     """The one way quota moves: a conditional UPDATE of the account and its ledger entry.
 
-    ``changes`` maps account columns to deltas; ``guard`` is an extra WHERE clause (e.g. enough
-    available). Raises ``InsufficientQuota`` when the guard fails (nothing changed) and lets the
-    database's unique (kind, key) raise IntegrityError for a duplicate: the caller's transaction
-    then rolls back whole. Returns the available balance after the move. Plain SQL statements,
-    no ORM unit of work: this is the hot path of stamping.
+    ``changes`` maps account columns to deltas; ``minimum`` refuses the move unless ``available``
+    is at least that much (raising ``InsufficientQuota``, nothing changed). The database's unique
+    (kind, key) raises IntegrityError for a duplicate: the caller's transaction then rolls back
+    whole. Returns the available balance after the move.
     """
     now = now or utcnow()
-    values = {column: getattr(QuotaAccount, column) + delta for column, delta in changes.items()}
-    stmt = (
-        update(QuotaAccount)
-        .where(QuotaAccount.wapu_id == wapu_id)
-        .values(**values, updated_at=now)
-        .returning(QuotaAccount.id, QuotaAccount.available)
-        .execution_options(synchronize_session=False)
-    )
-    if guard is not None:
-        stmt = stmt.where(guard)
-    row = db.session.execute(stmt).first()
+    columns = tuple(sorted(changes))
+    params = {"p_wapu": wapu_id, "p_now": now, **{f"d_{c}": changes[c] for c in columns}}
+    if minimum is not None:
+        params["p_minimum"] = minimum
+    connection = db.session.connection()
+    row = connection.execute(_move_statement(columns, minimum is not None), params).first()
     if row is None:
         raise InsufficientQuota(_l("Not enough quota available."))
-    db.session.execute(insert(QuotaEntry).values(
-        account_id=row.id, wapu_id=wapu_id, kind=kind, quantity=quantity, idempotency_key=key,
-        reference=reference[:200], actor_id=actor_id, available_after=row.available, created_at=now,
-    ))
+    connection.execute(_INSERT_ENTRY, {
+        "account_id": row.id, "wapu_id": wapu_id, "kind": kind, "quantity": quantity, "idempotency_key": key,
+        "reference": reference[:200], "actor_id": actor_id, "available_after": row.available, "created_at": now,
+    })
     return row.available
 
 
-def _move(wapu_id, kind, quantity, key, reference, actor, changes, guard=None):
+def _move(wapu_id, kind, quantity, key, reference, actor, changes, minimum=None):
     """``move_quota`` once per (kind, key): a retry returns the first entry. Returns (entry, created)."""
     existing = find_entry(kind, key)
     if existing is not None:
@@ -82,7 +99,7 @@ def _move(wapu_id, kind, quantity, key, reference, actor, changes, guard=None):
     ensure_account(wapu_id)
     try:
         with db.session.begin_nested():
-            move_quota(wapu_id, kind, quantity, key, reference, getattr(actor, "id", None), changes, guard)
+            move_quota(wapu_id, kind, quantity, key, reference, getattr(actor, "id", None), changes, minimum)
     except IntegrityError:  # the same movement was written concurrently: it counts once
         return find_entry(kind, key), False
     return find_entry(kind, key), True
@@ -109,10 +126,9 @@ def adjust_quota(wapu_id: int, delta: int, reason: str, actor, key: str | None =
         raise ServiceError(_l("A reason is required."), field="reason")
     if not isinstance(delta, int) or delta == 0:
         raise ServiceError(_l("Enter a whole number other than zero."), field="delta")
-    guard = QuotaAccount.available >= -delta if delta < 0 else None
     try:
         entry, created = _move(wapu_id, EntryKind.ADJUST, delta, key or f"adjust-{uuid.uuid4()}", reason,
-                               actor, {"available": delta, "adjusted": delta}, guard)
+                               actor, {"available": delta, "adjusted": delta}, -delta if delta < 0 else None)
     except InsufficientQuota:
         raise InsufficientQuota(
             _l("The adjustment would take the available quota below zero."), field="delta"

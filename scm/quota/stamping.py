@@ -10,11 +10,11 @@ and unique (kind, serial) (ledger) are the final word on duplicates. Plain SQL s
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy import bindparam, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from scm.core.database import unit_of_work, utcnow
@@ -28,8 +28,36 @@ from scm.registration.models import Contract, Wapu, WapuStatus
 RESERVE = {"available": -1, "reserved": 1}
 COMMIT = {"reserved": -1, "consumed": 1}
 RELEASE = {"reserved": -1, "available": 1}
-CONSUME = {"available": -1, "consumed": 1}
-ENOUGH = QuotaAccount.available >= 1
+
+# The hot path's statements, built once (plain Core on the table, RETURNING the stamp).
+_STAMPS = Stamp.__table__
+_FIND = select(_STAMPS).where(_STAMPS.c.serial == bindparam("p_serial"))
+_INSERT = insert(_STAMPS).returning(*_STAMPS.c)
+_COMMIT = (
+    update(_STAMPS)
+    .where(_STAMPS.c.serial == bindparam("p_serial"), _STAMPS.c.wapu_id == bindparam("p_wapu_id"),
+           _STAMPS.c.state == StampState.RESERVED, _STAMPS.c.expires_at > bindparam("p_now"))
+    .values(state=StampState.STAMPED, stamped_at=bindparam("p_now"), occurred_at=bindparam("p_now"))
+    .returning(*_STAMPS.c)
+)
+_RELEASE = (
+    update(_STAMPS)
+    .where(_STAMPS.c.serial == bindparam("p_serial"), _STAMPS.c.wapu_id == bindparam("p_wapu_id"),
+           _STAMPS.c.state == StampState.RESERVED)
+    .values(state=StampState.RELEASED, released_at=bindparam("p_now"), release_reason=bindparam("p_reason"))
+    .returning(*_STAMPS.c)
+)
+_RELEASE_EXPIRED = _RELEASE.where(_STAMPS.c.expires_at <= bindparam("p_now"))
+_ACTIVE = (
+    select(func.count()).select_from(Wapu)
+    .where(Wapu.id == bindparam("p_wapu_id"), Wapu.status == WapuStatus.ACTIVE,
+           exists().where(Contract.wapu_id == Wapu.id, Contract.start_date <= bindparam("p_today"),
+                          Contract.end_date >= bindparam("p_today")))
+)
+
+
+def _run(stmt, **params):
+    return db.session.connection().execute(stmt, params)
 
 
 class StampError(ServiceError):
@@ -55,22 +83,13 @@ def fingerprint(*parts) -> str:
 
 
 def _stamp_by_serial(serial):
-    return db.session.execute(
-        select(Stamp).where(Stamp.serial == serial).execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    """The stamp row (a read-only Row with the columns of ``stamps``) or None."""
+    return _run(_FIND, p_serial=serial).first()
 
 
-def check_wapu_active(wapu_id, now=None):
+def check_wapu_active(wapu_id):
     """A suspended WAPU, or one without a valid contract today, may not stamp."""
-    today = today_wib()
-    valid_contract = exists().where(
-        Contract.wapu_id == Wapu.id, Contract.start_date <= today, Contract.end_date >= today
-    )
-    ok = db.session.execute(
-        select(func.count()).select_from(Wapu).where(Wapu.id == wapu_id, Wapu.status == WapuStatus.ACTIVE,
-                                                     valid_contract)
-    ).scalar()
-    if not ok:
+    if not _run(_ACTIVE, p_wapu_id=wapu_id, p_today=today_wib()).scalar():
         raise StampError(403, "wapu_not_active",
                          _l("The WAPU is suspended or has no valid contract today; it cannot stamp."))
 
@@ -93,42 +112,35 @@ def reserve_stamp(wapu_id, token_id, data: StampInput, now=None):
         raise StampError(409, "serial_conflict", _l("This serial was already used with other content."))
     check_wapu_active(wapu_id)
     ttl = timedelta(minutes=current_app.config["RESERVATION_MINUTES"])
-    db.session.execute(insert(Stamp).values(
-        serial=data.serial, wapu_id=wapu_id, state=StampState.RESERVED, document_type=data.document_type,
+    stamp = _run(
+        _INSERT, serial=data.serial, wapu_id=wapu_id, state=StampState.RESERVED, document_type=data.document_type,
         document_number=data.document_number, document_date=data.document_date, fingerprint=fp, source="api",
-        token_id=token_id, reserved_at=now, expires_at=now + ttl, occurred_at=now, created_at=now,
-    ))
+        token_id=token_id, reserved_at=now, expires_at=now + ttl, stamped_at=None, released_at=None,
+        release_reason=None, occurred_at=now, created_at=now,
+    ).one()
     try:
-        move_quota(wapu_id, EntryKind.RESERVE, 1, data.serial, data.serial, None, RESERVE, ENOUGH, now)
+        move_quota(wapu_id, EntryKind.RESERVE, 1, data.serial, data.serial, None, RESERVE, 1, now)
     except InsufficientQuota:
         raise StampError(409, "insufficient_quota", _l("No quota available."),
                          available=_available(wapu_id)) from None
-    return _stamp_by_serial(data.serial), True
+    return stamp, True
 
 
 def commit_stamp(wapu_id, serial, now=None):
     """Mark a reserved stamp stamped (quota consumed). Returns ``(stamp, outcome)`` where outcome is
     ``committed``, ``already`` (idempotent retry) or ``expired`` (released now: refuse after commit)."""
     now = now or utcnow()
-    done = db.session.execute(
-        update(Stamp)
-        .where(Stamp.serial == serial, Stamp.wapu_id == wapu_id, Stamp.state == StampState.RESERVED,
-               Stamp.expires_at > now)
-        .values(state=StampState.STAMPED, stamped_at=now, occurred_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if done:
+    stamp = _run(_COMMIT, p_serial=serial, p_wapu_id=wapu_id, p_now=now).first()
+    if stamp is not None:
         move_quota(wapu_id, EntryKind.COMMIT, 1, serial, serial, None, COMMIT, now=now)
-        return _stamp_by_serial(serial), "committed"
+        return stamp, "committed"
     stamp = _stamp_by_serial(serial)
     if stamp is None or stamp.wapu_id != wapu_id:
         raise StampError(404, "not_found", _l("No stamp with this serial."))
     if stamp.state == StampState.STAMPED:
         return stamp, "already"
     if stamp.state == StampState.RESERVED:  # past its expiry, not yet swept: release it now
-        _release(wapu_id, serial, "expired", now)
-        db.session.refresh(stamp)
-        return stamp, "expired"
+        return _release(wapu_id, serial, "expired", now), "expired"
     if stamp.state == StampState.RELEASED:
         raise StampError(409, "reservation_released",
                          _l("The reservation was released; reserve again."), state=stamp.state.value)
@@ -136,25 +148,20 @@ def commit_stamp(wapu_id, serial, now=None):
 
 
 def _release(wapu_id, serial, reason, now, only_expired=False):
-    stmt = (
-        update(Stamp)
-        .where(Stamp.serial == serial, Stamp.wapu_id == wapu_id, Stamp.state == StampState.RESERVED)
-        .values(state=StampState.RELEASED, released_at=now, release_reason=reason[:200])
-        .execution_options(synchronize_session=False)
-    )
-    if only_expired:
-        stmt = stmt.where(Stamp.expires_at <= now)
-    if not db.session.execute(stmt).rowcount:
-        return False
-    move_quota(wapu_id, EntryKind.RELEASE, 1, serial, f"{serial}: {reason}", None, RELEASE, now=now)
-    return True
+    """Release a reservation; returns the released stamp, or None when it was not reserved."""
+    stamp = _run(_RELEASE_EXPIRED if only_expired else _RELEASE, p_serial=serial, p_wapu_id=wapu_id, p_now=now,
+                 p_reason=reason[:200]).first()
+    if stamp is not None:
+        move_quota(wapu_id, EntryKind.RELEASE, 1, serial, f"{serial}: {reason}", None, RELEASE, now=now)
+    return stamp
 
 
 def release_stamp(wapu_id, serial, reason, now=None):
     """Give a reserved e-Meterai back (the stamp failed). Returns ``(stamp, released_now)``."""
     now = now or utcnow()
-    if _release(wapu_id, serial, reason or "released", now):
-        return _stamp_by_serial(serial), True
+    stamp = _release(wapu_id, serial, reason or "released", now)
+    if stamp is not None:
+        return stamp, True
     stamp = _stamp_by_serial(serial)
     if stamp is None or stamp.wapu_id != wapu_id:
         raise StampError(404, "not_found", _l("No stamp with this serial."))
@@ -176,7 +183,7 @@ def expire_reservations(now=None, limit=1000) -> int:
     released = 0
     for wapu_id, serial in due:
         with unit_of_work():
-            released += _release(wapu_id, serial, "expired", now, only_expired=True)
+            released += _release(wapu_id, serial, "expired", now, only_expired=True) is not None
     return released
 
 
@@ -196,8 +203,9 @@ class StampEvent:
     wapu_id: int | None = None
 
     def fingerprint(self):
-        return fingerprint(self.serial, self.status, self.stamped_at.isoformat(), self.document_type,
-                           self.document_number, self.document_date)
+        """The same moment written with another offset is the same event."""
+        return fingerprint(self.serial, self.status, self.stamped_at.astimezone(timezone.utc).isoformat(),
+                           self.document_type, self.document_number, self.document_date)
 
 
 def ingest_events(wapu_id, token_id, events, source="batch", now=None):

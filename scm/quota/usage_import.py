@@ -124,7 +124,7 @@ def read_usage_file(data: bytes, name: str = "") -> UsageFile:
     if len(data) > MAX_BYTES:
         raise _refuse(_l("The file is larger than %(mb)d MB.", mb=MAX_BYTES // (1024 * 1024)))
     rows = _xlsx_rows(data) if data.startswith(XLSX_MAGIC) else _csv_rows(data)
-    columns = _columns(next(rows, None))
+    columns = _columns(next(rows, (1, None))[1])
     usage = UsageFile(name=name, sha256=hashlib.sha256(data).hexdigest(), rows=0)
     checker = _RowChecker()
     events, seen = defaultdict(list), {}

@@ -21,6 +21,7 @@ from scm.quota.models import QuotaAccount, QuotaEntry
 from scm.quota.stamping import run_once_more_on_conflict
 from scm.quota.usage_import import (
     MAX_BYTES,
+    MAX_ROWS,
     UsageFileError,
     apply_usage_file,
     hold_usage_file,
@@ -97,10 +98,10 @@ def import_usage():
         try:
             usage = read_usage_file(data, name)
         except UsageFileError as error:
-            return render_template("quota/usage_import.html", form=form, error=error), 422
+            return _upload_page(form, error)
         return render_template("quota/usage_import_preview.html", usage=usage, rows=usage.preview(),
                                form=UsageApplyForm(token=hold_usage_file(data, name)))
-    return render_template("quota/usage_import.html", form=form, error=None)
+    return _upload_page(form)
 
 
 @bp.route("/usage/import/apply", methods=["POST"])
@@ -116,7 +117,12 @@ def apply_usage_import():
         usage = read_usage_file(*held)
         result = run_once_more_on_conflict(lambda: apply_usage_file(usage, current_user))
     except UsageFileError as error:
-        return render_template("quota/usage_import.html", form=UsageImportForm(), error=error), 422
+        return _upload_page(UsageImportForm(), error)
     finally:
         release_usage_file(form.token.data)
     return render_template("quota/usage_import_preview.html", usage=usage, result=result)
+
+
+def _upload_page(form, error=None):
+    return render_template("quota/usage_import.html", form=form, error=error, max_rows=MAX_ROWS,
+                           max_mb=MAX_BYTES // (1024 * 1024)), 422 if error else 200

@@ -145,7 +145,7 @@ def test_oversized_file_is_refused_and_nothing_stored(app, client):
 
 
 def test_huge_request_gets_a_413_page(app, client):
-    huge = b"%PDF-1.4\n" + b"x" * (13 * 1024 * 1024)
+    huge = b"%PDF-1.4\n" + b"x" * (22 * 1024 * 1024)
     response = submit(client, registration_form(184), huge)
     assert response.status_code == 413
     assert "10 MB" in response.get_data(as_text=True)
