@@ -6,7 +6,7 @@ from datetime import datetime
 
 from flask import current_app, jsonify, request
 
-SERIAL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SERIAL = re.compile(r"[A-Za-z0-9_-]{1,64}")  # use fullmatch: "$" would accept a final newline
 
 
 class ApiProblem(Exception):
@@ -43,7 +43,7 @@ def json_body():
         return {}
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiProblem(400, "malformed_json", "Malformed JSON", "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise ApiProblem(422, "validation_error", "Invalid request", errors={"": ["Expected a JSON object."]})
@@ -75,11 +75,14 @@ class Checker:
         if len(value) > max_len:
             self.add(field, f"At most {max_len} characters.")
             return None
+        if "\x00" in value or not _is_utf8(value):
+            self.add(field, "Must be text without NUL characters or unpaired surrogates.")
+            return None
         return value
 
     def serial(self, body, field="serial"):
         value = self.string(body, field, max_len=64)
-        if value is not None and not SERIAL.match(value):
+        if value is not None and not SERIAL.fullmatch(value):
             self.add(field, "1-64 characters of A-Z, a-z, 0-9, '-' and '_'.")
             return None
         return value
@@ -106,12 +109,20 @@ class Checker:
             raise ApiProblem(422, "validation_error", "Invalid request", "Some fields are invalid.", self.errors)
 
 
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_timestamp(value):
-    """An ISO 8601 date-time with an offset (``Z`` or ``+07:00``), or None."""
-    if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}T", value):
+    """An ISO 8601 / RFC 3339 date-time with an offset (``Z`` or ``+07:00``), or None."""
+    if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}[Tt]", value):
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        moment = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else None

@@ -216,7 +216,10 @@ def _decode_cursor(check, value):
         text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
         if not text.startswith("s"):
             raise ValueError
-        return int(text[1:])
+        stamp_id = int(text[1:])
+        if not 0 < stamp_id < 2**31:  # the id column's range on every database
+            raise ValueError
+        return stamp_id
     except (ValueError, UnicodeDecodeError):
         check.add("cursor", "Not a cursor from a previous page.")
         return None

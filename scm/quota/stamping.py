@@ -223,19 +223,25 @@ def ingest_events(wapu_id, token_id, events, source="batch", now=None):
         )
     }
     results = [None] * len(events)
-    seen = {}
+    first_seen = {}  # serial -> (fingerprint, index of its first event in this batch)
+    repeats = []  # (index, index of the first event) for an identical event repeated in the batch
     fresh_stamped, fresh_failed = [], []
     for index, event in enumerate(events):
         fp = event.fingerprint()
         previous = existing.get(event.serial)
-        if event.serial in seen:
-            results[index] = {"serial": event.serial, "result": "duplicate" if seen[event.serial] == fp
-                              else "serial_conflict"}
-        elif previous is None:
+        if event.serial in first_seen:
+            first_fp, first_index = first_seen[event.serial]
+            if first_fp == fp:
+                repeats.append((index, first_index))
+            else:
+                results[index] = {"serial": event.serial, "result": "serial_conflict"}
+            continue
+        first_seen[event.serial] = (fp, index)
+        if previous is None:
             (fresh_stamped if event.status == "stamped" else fresh_failed).append((index, event, fp))
         elif previous.wapu_id != wapu_id:
             results[index] = {"serial": event.serial, "result": "serial_conflict"}
-        elif previous.fingerprint == fp:
+        elif previous.fingerprint == fp or _settled_as(previous.state, event.status):
             results[index] = {"serial": event.serial, "result": "duplicate"}
         elif previous.state == StampState.RESERVED and event.status == "stamped":
             _, outcome = commit_stamp(wapu_id, event.serial, now)
@@ -246,7 +252,6 @@ def ingest_events(wapu_id, token_id, events, source="batch", now=None):
             results[index] = {"serial": event.serial, "result": "released"}
         else:
             results[index] = {"serial": event.serial, "result": "serial_conflict"}
-        seen[event.serial] = fp
 
     if fresh_stamped:
         available = db.session.execute(
@@ -265,7 +270,16 @@ def ingest_events(wapu_id, token_id, events, source="batch", now=None):
         ])
         for index, event, _ in fresh_failed:
             results[index] = {"serial": event.serial, "result": "applied"}
+    for index, first_index in repeats:  # a repeat shares the fate of its first: refused, or applied once
+        refused = results[first_index]["result"] == "insufficient_quota"
+        results[index] = {"serial": events[index].serial, "result": "insufficient_quota" if refused else "duplicate"}
     return results
+
+
+def _settled_as(state, status):
+    """A retried event whose outcome is already recorded (e.g. it committed an API reservation)."""
+    return (state, status) in {(StampState.STAMPED, "stamped"), (StampState.RELEASED, "failed"),
+                               (StampState.FAILED, "failed")}
 
 
 def _stamp_row(wapu_id, token_id, event, fp, source, state, now):
