@@ -101,6 +101,9 @@ def openapi_document():
             }},
             "/stamps/batch": {"post": {
                 "operationId": "reportBatch", "summary": "Report up to 1,000 stamps after the fact",
+                "description": ("Each event is applied once: `stamped` consumes one e-Meterai, `failed` consumes "
+                                "nothing. Retrying the whole batch is safe (`duplicate`). Stamps already made are "
+                                "recorded even when the WAPU has since been suspended: they are billed."),
                 "requestBody": {"required": True, "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/BatchRequest"}}}},
                 "responses": {"200": _json("One result per event, in order", "#/components/schemas/BatchResult"),
