@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from scm.api import bp
 from scm.api.openapi import openapi_document
-from scm.api.problems import ApiProblem, Checker, json_body, parse_timestamp, problem_response
+from scm.api.problems import ApiProblem, Checker, json_body, problem_response
 from scm.api.services import authenticate_token
 from scm.extensions import db
 from scm.quota.models import Stamp, StampState
@@ -168,8 +168,8 @@ def history():
     state = request.args.get("state")
     if state and state not in {s.value for s in StampState}:
         check.add("state", "One of: reserved, stamped, failed, released.")
-    start = _time_arg(check, "from")
-    end = _time_arg(check, "to")
+    start = check.timestamp(request.args, "from", required=False)
+    end = check.timestamp(request.args, "to", required=False)
     try:
         limit = int(request.args.get("limit", 100))
         if not 1 <= limit <= 1000:
@@ -193,16 +193,6 @@ def history():
     rows = rows[:limit]
     next_cursor = _encode_cursor(rows[-1].id) if more else None
     return jsonify({"items": [stamp_json(s) for s in rows], "next_cursor": next_cursor})
-
-
-def _time_arg(check, name):
-    value = request.args.get(name)
-    if not value:
-        return None
-    moment = parse_timestamp(value)
-    if moment is None:
-        check.add(name, "An ISO 8601 date-time with an offset.")
-    return moment
 
 
 def _encode_cursor(stamp_id):
