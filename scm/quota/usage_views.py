@@ -28,20 +28,22 @@ def _filters():
     form = UsageFilterForm(request.args)
     form.state.choices = [("", _l("All states"))] + [(s.value, s.label) for s in StampState]
     form.document_type.choices = [("", _l("All types"))] + [(t, t) for t in current_app.config["DOCUMENT_TYPES"]]
+    form.validate()  # an invalid field shows its error and filters nothing; the others still apply
+    ok = {name: not field.errors and field.data for name, field in form._fields.items()}
     clauses = []
-    if form.validate():
-        start, end = wib_day_bounds(form.date_from.data, form.date_to.data)
-        if start:
-            clauses.append(Stamp.occurred_at >= start)
-        if end:
-            clauses.append(Stamp.occurred_at < end)
-        if form.document_type.data:
-            clauses.append(Stamp.document_type == form.document_type.data)
-        if form.serial.data:
-            clauses.append(Stamp.serial.startswith(form.serial.data.strip(), autoescape=True))
-        if form.wapu.data and current_user.is_distributor:
-            clauses.append(Stamp.wapu.has(Wapu.code == form.wapu.data.strip().upper()))
-    state = form.state.data if form.state.data in {s.value for s in StampState} else None
+    start, end = wib_day_bounds(form.date_from.data if ok["date_from"] else None,
+                                form.date_to.data if ok["date_to"] else None)
+    if start:
+        clauses.append(Stamp.occurred_at >= start)
+    if end:
+        clauses.append(Stamp.occurred_at < end)
+    if ok["document_type"]:
+        clauses.append(Stamp.document_type == form.document_type.data)
+    if ok["serial"]:
+        clauses.append(Stamp.serial.startswith(form.serial.data.strip(), autoescape=True))
+    if ok["wapu"] and current_user.is_distributor:
+        clauses.append(Stamp.wapu.has(Wapu.code == form.wapu.data.strip().upper()))
+    state = form.state.data if ok["state"] else None
     return form, clauses, state
 
 

@@ -135,3 +135,13 @@ def test_scheduler_run_once_command(app, usage):
     assert result.exit_code == 0 and "released" in result.output
     result = app.test_cli_runner().invoke(args=["scheduler", "run-once", "send-outbox"])
     assert result.exit_code == 0 and "sent" in result.output
+
+
+def test_an_invalid_filter_is_shown_and_the_valid_ones_still_apply(app, usage, login_as):
+    wapu, _ = usage
+    client = login_as("WAPU_STAFF", wapu_id=wapu["id"])
+    page = client.get("/usage?serial=FAIL&date_from=notadate&document_type=bogus").get_data(as_text=True)
+    assert 'data-field-error="date_from"' in page and 'data-field-error="document_type"' in page
+    assert re.findall(r'data-serial="([^"]+)"', page) == ["FAIL-1"]
+    export = load_workbook(io.BytesIO(client.get("/usage/export.xlsx?serial=FAIL&date_from=x").data)).active
+    assert [r[0] for r in export.iter_rows(min_row=2, values_only=True)] == ["FAIL-1"]
