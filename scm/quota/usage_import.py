@@ -239,7 +239,7 @@ class _RowChecker:
             self.errors.append(RowError(number, column, message, _text(value)[:80]))
 
         serial = _text(record["serial"])
-        if not SERIAL.match(serial):
+        if not SERIAL.fullmatch(serial):
             bad("serial", _l("1-64 characters of A-Z, a-z, 0-9, '-' and '_'."), serial)
         wapu = self._wapu(record, bad)
         raw_moment = record["stamped_at"]
