@@ -5,7 +5,7 @@ import os
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from scm.auth.decorators import roles_required
@@ -31,9 +31,10 @@ from scm.quota.usage_import import (
 )
 from scm.registration.models import Wapu
 
+# A WAPU without an account yet counts as zero on every database (NULLs sort differently).
 SORTS = {
-    "code": Wapu.code, "name": Wapu.name, "available": QuotaAccount.available,
-    "reserved": QuotaAccount.reserved, "consumed": QuotaAccount.consumed, "issued": QuotaAccount.issued,
+    "code": Wapu.code, "name": Wapu.name,
+    **{name: func.coalesce(getattr(QuotaAccount, name), 0) for name in ("available", "reserved", "consumed", "issued")},
 }
 
 
