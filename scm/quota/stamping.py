@@ -219,7 +219,8 @@ def ingest_events(wapu_id, token_id, events, source="batch", now=None):
     serials = [e.serial for e in events]
     existing = {
         row.serial: row for row in db.session.execute(
-            select(Stamp.serial, Stamp.wapu_id, Stamp.state, Stamp.fingerprint).where(Stamp.serial.in_(serials))
+            select(Stamp.serial, Stamp.wapu_id, Stamp.state, Stamp.fingerprint, Stamp.source)
+            .where(Stamp.serial.in_(serials))
         )
     }
     results = [None] * len(events)
@@ -241,7 +242,7 @@ def ingest_events(wapu_id, token_id, events, source="batch", now=None):
             (fresh_stamped if event.status == "stamped" else fresh_failed).append((index, event, fp))
         elif previous.wapu_id != wapu_id:
             results[index] = {"serial": event.serial, "result": "serial_conflict"}
-        elif previous.fingerprint == fp or _settled_as(previous.state, event.status):
+        elif previous.fingerprint == fp or _settled_as(previous, event.status):
             results[index] = {"serial": event.serial, "result": "duplicate"}
         elif previous.state == StampState.RESERVED and event.status == "stamped":
             _, outcome = commit_stamp(wapu_id, event.serial, now)
@@ -271,15 +272,18 @@ def ingest_events(wapu_id, token_id, events, source="batch", now=None):
         for index, event, _ in fresh_failed:
             results[index] = {"serial": event.serial, "result": "applied"}
     for index, first_index in repeats:  # a repeat shares the fate of its first: refused, or applied once
-        refused = results[first_index]["result"] == "insufficient_quota"
-        results[index] = {"serial": events[index].serial, "result": "insufficient_quota" if refused else "duplicate"}
+        first = results[first_index]["result"]
+        results[index] = {"serial": events[index].serial, "result": first if first in REFUSALS else "duplicate"}
     return results
 
 
-def _settled_as(state, status):
-    """A retried event whose outcome is already recorded (e.g. it committed an API reservation)."""
-    return (state, status) in {(StampState.STAMPED, "stamped"), (StampState.RELEASED, "failed"),
-                               (StampState.FAILED, "failed")}
+REFUSALS = {"insufficient_quota", "serial_conflict", "reservation_released"}
+
+
+def _settled_as(previous, status):
+    """A retried event that already settled an API reservation (committed it, or released it)."""
+    return previous.source == "api" and (previous.state, status) in {
+        (StampState.STAMPED, "stamped"), (StampState.RELEASED, "failed")}
 
 
 def _stamp_row(wapu_id, token_id, event, fp, source, state, now):
