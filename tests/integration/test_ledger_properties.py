@@ -65,7 +65,6 @@ AVAILABLE_EFFECT = {
 STAMP_KINDS = (EntryKind.RESERVE, EntryKind.COMMIT, EntryKind.RELEASE, EntryKind.CONSUME)
 # A batch event for an API reservation that a batch already committed or released: a retry.
 SETTLED = {(StampState.STAMPED, "stamped"), (StampState.RELEASED, "failed")}
-# The same, for a stamp a batch reported: only an identical event (same fingerprint) is a retry.
 # Batch results for an event that was not applied.
 REFUSED = {"serial_conflict", "insufficient_quota", "reservation_released"}
 
