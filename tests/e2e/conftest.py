@@ -4,9 +4,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
-from tests.conftest import free_port, missing
+from tests.conftest import PASSWORD, free_port, missing
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -71,3 +72,12 @@ def pytest_runtest_makereport(item, call):
     if report.when == "call":
         item.rep_call = report
     return report
+
+
+def log_in(page, email, password=PASSWORD):
+    """Log in through the login page and wait until the user menu is there."""
+    page.goto("/login")
+    page.locator('[name="email"]').fill(email)
+    page.locator('[name="password"]').fill(password)
+    page.locator("main button[type=submit]").click()
+    expect(page.get_by_test_id("whoami")).to_be_attached()

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import PASSWORD
+from tests.e2e.conftest import log_in
 
 pytestmark = pytest.mark.e2e
 expect.set_options(timeout=15_000)
@@ -17,12 +17,6 @@ PR_NUMBER = re.compile(r"^PR/\S+/\d{4}/\d{5}$")
 PO_NUMBER = re.compile(r"^PO/\S+/\d{4}/\d{5}$")
 
 
-def log_in(page, email, password=PASSWORD):
-    page.goto("/login")
-    page.locator('[name="email"]').fill(email)
-    page.locator('[name="password"]').fill(password)
-    page.locator("main button[type=submit]").click()
-    expect(page.get_by_test_id("whoami")).to_be_attached()
 
 
 def test_order_flow_staff_spv_distributor_quota_and_notification(new_page, factory, mailbox):

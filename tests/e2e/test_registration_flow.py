@@ -6,7 +6,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import PASSWORD, pdf_bytes, registration_form
+from tests.conftest import pdf_bytes, registration_form
+from tests.e2e.conftest import log_in
 
 pytestmark = pytest.mark.e2e
 expect.set_options(timeout=15_000)
@@ -30,11 +31,6 @@ def fill_registration(page, data, contract):
     page.locator("form[enctype] button[type=submit]").click()
 
 
-def log_in(page, email, password):
-    page.goto("/login")
-    page.locator('[name="email"]').fill(email)
-    page.locator('[name="password"]').fill(password)
-    page.locator("main button[type=submit]").click()
 
 
 def test_register_approve_and_first_login(new_page, factory, mailbox, contract_pdf):
@@ -51,7 +47,7 @@ def test_register_approve_and_first_login(new_page, factory, mailbox, contract_p
 
     # A reviewer approves it from the queue.
     reviewer = new_page()
-    log_in(reviewer, factory.user("DIST_SPV"), PASSWORD)
+    log_in(reviewer, factory.user("DIST_SPV"))
     expect(reviewer.get_by_test_id("whoami")).to_be_attached()
     reviewer.goto("/review/registrations")
     reviewer.get_by_role("link", name=reference, exact=True).click()

@@ -7,7 +7,7 @@ import pytest
 from openpyxl import load_workbook
 from playwright.sync_api import expect
 
-from tests.conftest import PASSWORD
+from tests.e2e.conftest import log_in
 
 pytestmark = pytest.mark.e2e
 expect.set_options(timeout=15_000)
@@ -23,12 +23,6 @@ EXPORT_HEADERS = ("Serial", "WAPU", "State", "Document type", "Document number",
                   "Reserved at (WIB)", "Stamped at (WIB)", "Released at (WIB)", "Release reason", "Source")
 
 
-def log_in(page, email, password=PASSWORD):
-    page.goto("/login")
-    page.locator('[name="email"]').fill(email)
-    page.locator('[name="password"]').fill(password)
-    page.locator("main button[type=submit]").click()
-    expect(page.get_by_test_id("whoami")).to_be_attached()
 
 
 def make_history(app, wapu_id):
