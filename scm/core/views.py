@@ -2,7 +2,7 @@
 
 from datetime import datetime, time, timedelta
 
-from flask import abort, current_app, make_response, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select, update
 
@@ -23,6 +23,14 @@ def field_error(form, error):
         field.errors = [*field.errors, error.message]
     else:
         form.form_errors.append(error.message)
+
+
+def show_decision_error(form, error):
+    """A refused decision: a missing reason beside the comment box, anything else as a flash."""
+    if error.field == "comment":
+        form.comment.errors = [error.message]
+    else:
+        flash(str(error.message), "danger")
 
 
 def no_store(body):

@@ -11,7 +11,7 @@ from scm.auth.models import WAPU_ROLES, Role
 from scm.auth.scoping import get_scoped_or_404, scope_query
 from scm.core.database import unit_of_work
 from scm.core.errors import ServiceError
-from scm.core.views import field_error, paginate, wib_day_bounds
+from scm.core.views import field_error, paginate, show_decision_error, wib_day_bounds
 from scm.extensions import db
 from scm.procurement import bp, services
 from scm.procurement.forms import PO_STATES, PR_STATES, DecisionForm, ListFilterForm, PurchaseRequestForm
@@ -136,10 +136,7 @@ def purchase_request_action(pr_id, action):
             else:
                 services.decide_purchase_request(pr, current_user, action, form.comment.data or "")
     except ServiceError as error:
-        if error.field == "comment":
-            form.comment.errors = [error.message]
-        else:
-            flash(str(error.message), "danger")
+        show_decision_error(form, error)
         return _pr_page(db.session.get(PurchaseRequest, pr_id), form, 409)
     flash({"submit": _("Submitted to your supervisor."), "cancel": _("The purchase request was cancelled."),
            "approve": _("The purchase request was approved."), "reject": _("The purchase request was rejected."),
@@ -210,10 +207,7 @@ def purchase_order_action(po_id, action):
             services.decide_purchase_order(db.session.get(PurchaseOrder, po_id), current_user, action,
                                            form.comment.data or "")
     except ServiceError as error:
-        if error.field == "comment":
-            form.comment.errors = [error.message]
-        else:
-            flash(str(error.message), "danger")
+        show_decision_error(form, error)
         return _po_page(db.session.get(PurchaseOrder, po_id), form, 409)
     flash(_("The purchase order was approved and the quota issued.") if action == "approve"
           else _("The purchase order was rejected."), "success")

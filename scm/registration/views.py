@@ -11,7 +11,7 @@ from scm.auth.scoping import get_scoped_or_404
 from scm.core.database import unit_of_work
 from scm.core.errors import ServiceError
 from scm.core.uploads import hold_upload, read_pdf_upload, release_held_upload, stored_path, take_held_upload
-from scm.core.views import no_store, paginate
+from scm.core.views import no_store, paginate, show_decision_error
 from scm.extensions import db
 from scm.registration import bp, services
 from scm.registration.forms import DecisionForm, RegistrationForm
@@ -176,10 +176,7 @@ def decide(reg_id, action):
             else:
                 services.send_back_registration(reg, current_user, form.comment.data)
     except ServiceError as error:
-        if error.field == "comment":
-            form.comment.errors = [error.message]
-        else:
-            flash(str(error.message), "danger")
+        show_decision_error(form, error)
         reg = db.session.get(Registration, reg_id)
         return render_template("registration/detail.html", reg=reg, form=form,
                                actions=services.REGISTRATION_WORKFLOW.actions_for(reg, current_user.role)), 409
