@@ -11,6 +11,7 @@ export FLASK_APP := wsgi.py
 .PHONY: run test test-sqlite test-postgresql install system-deps translations lint extract-messages clean
 
 run: install
+	@bash scripts/system-deps.sh run
 	$(BIN)/flask db upgrade
 	$(BIN)/flask demo load
 	@echo "SCM Meterai: http://127.0.0.1:5000  (stop with Ctrl+C)"
@@ -43,7 +44,7 @@ extract-messages: $(STAMP)
 	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching
 
 system-deps:
-	@bash scripts/system-deps.sh
+	@bash scripts/system-deps.sh test
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -43,9 +43,9 @@ def create_app(config_name=None, **overrides):
     with app.app_context():
         configure_engine_events(db.engine)
 
-    from scm import api, auth, core, procurement, quota, registration
+    from scm import api, auth, billing, core, procurement, quota, registration
 
-    for feature in (core, auth, registration, quota, procurement, api):
+    for feature in (core, auth, registration, quota, procurement, api, billing):
         feature.init_app(app)
 
     from scm.demo import demo_cli

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Debian packages the tests use: Chromium (browser tests), PostgreSQL 15 (the second test run),
-# poppler-utils (reading PDFs back). Installed when missing and we are root; otherwise a loud note.
+# Debian packages: Pango (WeasyPrint renders invoice PDFs with it) for `make run`; for `make test`
+# also Chromium (browser tests), PostgreSQL 15 (the second test run), poppler-utils (reading PDFs
+# back). Installed when missing and we are root; otherwise a loud note.
+# Usage: system-deps.sh [run|test]   (default: test)
 set -u
+mode="${1:-test}"
 need=()
+ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0 || need+=(libpango-1.0-0 libpangoft2-1.0-0)
+if [ "$mode" = "test" ]; then
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need+=(postgresql)
 command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
-fc-list 2>/dev/null | grep -qi dejavu || need+=(fonts-dejavu-core)
+fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

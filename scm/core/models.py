@@ -140,3 +140,43 @@ class StoredFile(TimestampMixin, db.Model):
     content_type: Mapped[str] = mapped_column(String(80), nullable=False)
     size: Mapped[int] = mapped_column(Integer, nullable=False)
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class JobOutcome(enum.StrEnum):
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # another scheduler held the job's lock
+
+    @property
+    def label(self):
+        from flask_babel import lazy_gettext as _l
+
+        return {"running": _l("running"), "success": _l("success"), "failed": _l("failed"),
+                "skipped": _l("skipped (locked)")}[self.value]
+
+
+class JobRun(db.Model):
+    """One run of a scheduled job: when it started and ended, how it went and what it did."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_name_started", "name", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[JobOutcome] = mapped_column(enum_type(JobOutcome, length=10), nullable=False)
+    counts: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+
+
+class JobLock(db.Model):
+    """A lease on one job name: a scheduler runs the job only while it holds an unexpired lease."""
+
+    __tablename__ = "job_locks"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,329 @@
+"""Billing tables: settings and contract terms (versioned), runs, invoices, credit notes, payments.
+
+Money is whole Rupiah in BIGINT columns; billing periods are WIB calendar months stored as the
+month's first day. An issued invoice's content never changes (guarded below); only its payment
+state moves. Corrections are credit notes.
+"""
+
+import enum
+from datetime import date, datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    inspect,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from scm.core.database import UTCDateTime, enum_type, utcnow
+from scm.core.models import TimestampMixin
+from scm.extensions import db
+
+
+class BillingSettings(TimestampMixin, db.Model):
+    """The distributor's identity and pricing. Each change adds a row; the newest one applies."""
+
+    __tablename__ = "billing_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    distributor_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    distributor_address: Mapped[str] = mapped_column(Text, nullable=False)
+    distributor_npwp: Mapped[str] = mapped_column(String(16), nullable=False)  # digits only
+    bank_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    bank_account_number: Mapped[str] = mapped_column(String(40), nullable=False)
+    bank_account_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    unit_price: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    service_fee_per_unit: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    ppn_rate: Mapped[int] = mapped_column(Integer, nullable=False, default=12)  # percent
+    ppn_dpp_other_value: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)  # DPP 11/12
+    invoice_number_format: Mapped[str] = mapped_column(String(80), nullable=False)
+    credit_note_number_format: Mapped[str] = mapped_column(String(80), nullable=False)
+    warning_days: Mapped[str] = mapped_column(String(40), nullable=False, default="15,25")
+
+    changed_by = relationship("User")
+
+    @property
+    def warning_day_list(self) -> list[int]:
+        return [int(part) for part in self.warning_days.split(",") if part.strip()]
+
+
+class MinimumPolicy(enum.StrEnum):
+    REPORT = "report"
+    TRUE_UP = "true_up"
+
+    @property
+    def label(self):
+        return {"report": _l("Warn and report only"), "true_up": _l("Bill the shortfall (true-up)")}[self.value]
+
+
+class FirstMonth(enum.StrEnum):
+    EXEMPT = "exempt"
+    PRORATE = "prorate"
+    FULL = "full"
+
+    @property
+    def label(self):
+        return {
+            "exempt": _l("Exempt from the minimum"),
+            "prorate": _l("Minimum pro rata by days"),
+            "full": _l("Full minimum"),
+        }[self.value]
+
+
+class ContractTerms(TimestampMixin, db.Model):
+    """Billing terms of one contract from a month on. Each change adds a row (the history)."""
+
+    __tablename__ = "contract_terms"
+    __table_args__ = (
+        Index("ix_contract_terms_contract", "contract_id", "effective_from", "id"),
+        CheckConstraint("monthly_minimum >= 0", name="minimum_not_negative"),
+        CheckConstraint("due_day BETWEEN 1 AND 28", name="due_day_in_month"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"), nullable=False)
+    effective_from: Mapped[date] = mapped_column(Date, nullable=False)  # first day of a month
+    monthly_minimum: Mapped[int] = mapped_column(Integer, nullable=False)
+    minimum_policy: Mapped[MinimumPolicy] = mapped_column(enum_type(MinimumPolicy, length=10), nullable=False)
+    first_month: Mapped[FirstMonth] = mapped_column(enum_type(FirstMonth, length=10), nullable=False)
+    due_day: Mapped[int] = mapped_column(Integer, nullable=False)  # of the month after the period
+    note: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    contract = relationship("Contract")
+    changed_by = relationship("User")
+
+
+class BillingRun(db.Model):
+    """One run of the monthly billing for a period (web, CLI or scheduler) and what it did."""
+
+    __tablename__ = "billing_runs"
+    __table_args__ = (Index("ix_billing_runs_period", "period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period: Mapped[date] = mapped_column(Date, nullable=False)
+    source: Mapped[str] = mapped_column(String(10), nullable=False)  # web, cli, scheduler
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    refreshed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+    actor = relationship("User")
+
+
+class InvoiceState(enum.StrEnum):
+    DRAFT = "draft"
+    ISSUED = "issued"
+    PARTIALLY_PAID = "partially_paid"
+    PAID = "paid"
+    OVERDUE = "overdue"
+    CREDITED = "credited"  # cancelled in full by credit notes
+
+    @property
+    def label(self):
+        return {
+            "draft": _l("draft"),
+            "issued": _l("issued"),
+            "partially_paid": _l("partially paid"),
+            "paid": _l("paid"),
+            "overdue": _l("overdue"),
+            "credited": _l("credited"),
+        }[self.value]
+
+
+OPEN_STATES = (InvoiceState.ISSUED, InvoiceState.PARTIALLY_PAID, InvoiceState.OVERDUE)
+
+
+class LineKind(enum.StrEnum):
+    USAGE = "usage"
+    LATE_USAGE = "late_usage"
+    TRUE_UP = "true_up"
+    SERVICE_FEE = "service_fee"
+
+
+# Lines whose quantity counts as e-Meterai billed for their usage month (late-usage arithmetic).
+QUANTITY_LINES = (LineKind.USAGE, LineKind.LATE_USAGE, LineKind.TRUE_UP)
+
+
+class Invoice(db.Model):
+    """The monthly bill of one WAPU. Names, prices and totals are copied in at issue."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("wapu_id", "period", name="uq_invoices_wapu_period"),
+        Index("ix_invoices_state_due", "state", "due_date"),
+        Index("ix_invoices_period", "period"),
+        CheckConstraint("paid_amount >= 0 AND credited_amount >= 0", name="amounts_not_negative"),
+        CheckConstraint("paid_amount + credited_amount <= total_due", name="not_overpaid"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wapu_id: Mapped[int] = mapped_column(ForeignKey("wapus.id"), nullable=False)
+    contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id"))
+    period: Mapped[date] = mapped_column(Date, nullable=False)
+    state: Mapped[InvoiceState] = mapped_column(enum_type(InvoiceState), nullable=False)
+    number: Mapped[str | None] = mapped_column(String(80), unique=True)
+    issue_date: Mapped[date | None] = mapped_column(Date)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    # Snapshot of both parties.
+    seller_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    seller_address: Mapped[str] = mapped_column(Text, nullable=False)
+    seller_npwp: Mapped[str] = mapped_column(String(16), nullable=False)
+    bank_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    bank_account_number: Mapped[str] = mapped_column(String(40), nullable=False)
+    bank_account_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    buyer_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    buyer_address: Mapped[str] = mapped_column(Text, nullable=False)
+    buyer_npwp: Mapped[str] = mapped_column(String(16), nullable=False)
+    contract_number: Mapped[str] = mapped_column(String(100), nullable=False, default="")
+    # The minimum check of the period, as billed.
+    used: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    minimum: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    shortfall: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    minimum_policy: Mapped[MinimumPolicy] = mapped_column(enum_type(MinimumPolicy, length=10), nullable=False)
+    unit_price: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # Totals: PPN on the service fee is shown but collected by the WAPU, so not in total_due.
+    subtotal: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    ppn_rate: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    ppn_base: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    ppn_amount: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    total_due: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    paid_amount: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    credited_amount: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    wapu = relationship("Wapu")
+    contract = relationship("Contract")
+    issued_by = relationship("User")
+    lines = relationship("InvoiceLine", back_populates="invoice", order_by="InvoiceLine.position",
+                         cascade="all, delete-orphan")
+    payments = relationship("Payment", back_populates="invoice", order_by="Payment.id")
+    credit_notes = relationship("CreditNote", back_populates="invoice", order_by="CreditNote.id")
+
+    @property
+    def balance(self) -> int:
+        """What is still to be paid: total due less payments and credit notes."""
+        return self.total_due - self.paid_amount - self.credited_amount
+
+    @property
+    def is_draft(self) -> bool:
+        return self.state == InvoiceState.DRAFT
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+
+# Columns that may still change once an invoice is issued (its payment state).
+MUTABLE_AFTER_ISSUE = {"state", "paid_amount", "credited_amount", "updated_at"}
+
+
+class InvoiceLine(db.Model):
+    """A line of an invoice: quantity × unit price, for the usage month it bills."""
+
+    __tablename__ = "invoice_lines"
+    __table_args__ = (Index("ix_invoice_lines_invoice", "invoice_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), nullable=False)
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    kind: Mapped[LineKind] = mapped_column(enum_type(LineKind, length=12), nullable=False)
+    usage_month: Mapped[date] = mapped_column(Date, nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    unit_price: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    invoice = relationship("Invoice", back_populates="lines")
+
+
+class CreditNote(TimestampMixin, db.Model):
+    """A correction of an issued invoice: a negative amount with its own gapless number."""
+
+    __tablename__ = "credit_notes"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True, nullable=False)
+    wapu_id: Mapped[int] = mapped_column(ForeignKey("wapus.id"), index=True, nullable=False)
+    number: Mapped[str] = mapped_column(String(80), unique=True, nullable=False)
+    issue_date: Mapped[date] = mapped_column(Date, nullable=False)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)  # positive; shown negative
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    invoice = relationship("Invoice", back_populates="credit_notes")
+    issued_by = relationship("User")
+
+
+class Payment(TimestampMixin, db.Model):
+    """Money received against an invoice (partial payments allowed)."""
+
+    __tablename__ = "payments"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True, nullable=False)
+    wapu_id: Mapped[int] = mapped_column(ForeignKey("wapus.id"), index=True, nullable=False)
+    paid_on: Mapped[date] = mapped_column(Date, nullable=False)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reference: Mapped[str] = mapped_column(String(100), nullable=False)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    invoice = relationship("Invoice", back_populates="payments")
+    recorded_by = relationship("User")
+
+
+class MinimumWarning(TimestampMixin, db.Model):
+    """A below-minimum warning sent to a WAPU on one day (at most one per WAPU and day)."""
+
+    __tablename__ = "minimum_warnings"
+    __table_args__ = (UniqueConstraint("wapu_id", "day", name="uq_minimum_warnings_wapu_day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wapu_id: Mapped[int] = mapped_column(ForeignKey("wapus.id"), nullable=False)
+    day: Mapped[date] = mapped_column(Date, nullable=False)
+    used: Mapped[int] = mapped_column(Integer, nullable=False)
+    projected: Mapped[int] = mapped_column(Integer, nullable=False)
+    minimum: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class ImmutableInvoiceError(RuntimeError):
+    """An attempt to change an issued invoice (use a credit note instead)."""
+
+
+@event.listens_for(Session, "before_flush")
+def _guard_issued_invoices(session, _context, _instances):
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, Invoice):
+            history = inspect(obj).attrs.state.history
+            was = history.deleted[0] if history.deleted else obj.state
+            if was == InvoiceState.DRAFT:
+                continue
+            if obj in session.deleted:
+                raise ImmutableInvoiceError(f"invoice {obj.number} is issued and cannot be deleted")
+            changed = {a.key for a in inspect(obj).attrs if a.history.has_changes()}
+            if changed - MUTABLE_AFTER_ISSUE - {"lines", "payments", "credit_notes"}:
+                raise ImmutableInvoiceError(f"invoice {obj.number} is issued: {sorted(changed)} cannot change")
+        elif isinstance(obj, InvoiceLine) and obj.invoice is not None and not obj.invoice.is_draft:
+            if obj in session.deleted or session.is_modified(obj):
+                raise ImmutableInvoiceError("lines of an issued invoice cannot change")
+    for obj in session.new:
+        if isinstance(obj, InvoiceLine) and obj.invoice is not None and not obj.invoice.is_draft:
+            if inspect(obj.invoice).attrs.state.history.deleted not in ([InvoiceState.DRAFT], ):
+                raise ImmutableInvoiceError("lines cannot be added to an issued invoice")
