@@ -98,6 +98,13 @@ class Config:
         ).split(",") if t.strip()
     )
 
+    # Billing: defaults until DIST_ADMIN saves the billing settings and contract terms.
+    DISTRIBUTOR_NAME = _env("SCM_DISTRIBUTOR_NAME", "PT Distributor Meterai Nusantara")
+    DISTRIBUTOR_ADDRESS = _env("SCM_DISTRIBUTOR_ADDRESS", "Jl. Jenderal Sudirman Kav. 52-53, Jakarta Selatan 12190")
+    DISTRIBUTOR_NPWP = _env("SCM_DISTRIBUTOR_NPWP", "")
+    MONTHLY_MINIMUM = _env_int("SCM_MONTHLY_MINIMUM", 1000)
+    PAYMENT_DUE_DAY = _env_int("SCM_PAYMENT_DUE_DAY", 10)
+
     BOOTSTRAP_SERVE_LOCAL = True
     PAGE_SIZE = _env_int("SCM_PAGE_SIZE", 25)
 

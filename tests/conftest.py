@@ -382,3 +382,26 @@ def db_ctx(app):
     """An app context for tests that call services and read the database directly."""
     with app.app_context():
         yield
+
+
+def insert_stamps(wapu_id: int, moments, *, prefix=None, document_type="surat_perjanjian", source="batch",
+                  created_at=None):
+    """Stamped e-Meterai of ``wapu_id`` at the given aware datetimes, written straight to the table.
+
+    Billing reads stamps only; the quota ledger is not involved. Call inside an app context.
+    Returns the serials.
+    """
+    from sqlalchemy import insert
+
+    from scm.core.database import unit_of_work, utcnow
+    from scm.extensions import db
+    from scm.quota.models import Stamp, StampState
+
+    prefix = prefix or f"T{next(_sequence):06d}"
+    rows = [dict(serial=f"{prefix}-{i:07d}", wapu_id=wapu_id, state=StampState.STAMPED, document_type=document_type,
+                 document_number=f"DOC-{i}", fingerprint="f" * 64, source=source, stamped_at=moment,
+                 occurred_at=moment, created_at=created_at or utcnow()) for i, moment in enumerate(moments)]
+    if rows:
+        with unit_of_work():
+            db.session.execute(insert(Stamp), rows)
+    return [row["serial"] for row in rows]

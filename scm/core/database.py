@@ -164,3 +164,15 @@ def current_counter(key: str) -> int:
     from scm.core.models import Counter
 
     return db.session.execute(select(Counter.value).where(Counter.key == key)).scalar() or 0
+
+
+def wib_month(column):
+    """SQL for the WIB calendar month ('YYYY-MM') of a UTC timestamp column.
+
+    Jakarta has been UTC+7 all year since 1964 (no daylight saving), so a fixed offset is exact.
+    """
+    from sqlalchemy import func, literal_column
+
+    if is_sqlite():
+        return func.strftime("%Y-%m", column, "+7 hours")
+    return func.to_char(column + literal_column("interval '7 hours'"), "YYYY-MM")

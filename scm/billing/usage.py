@@ -1,0 +1,195 @@
+"""Counting use per WIB calendar month, the minimum that applies, and the month-end projection.
+
+A stamp belongs to the WIB month of its ``stamped_at``: 2026-11-30 23:30 WIB is November.
+"""
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from scm.billing.models import ContractTerms, FirstMonth, MinimumPolicy
+from scm.core.database import wib_month
+from scm.core.errors import ServiceError
+from scm.core.formatting import WIB
+from scm.extensions import db
+from scm.quota.models import Stamp, StampState
+from scm.registration.models import Contract, Wapu, WapuStatus
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def month_of(day: date) -> date:
+    """The first day of ``day``'s month (how periods are stored)."""
+    return day.replace(day=1)
+
+
+def add_months(month: date, count: int) -> date:
+    """``month`` moved by ``count`` months (negative goes back)."""
+    index = month.year * 12 + month.month - 1 + count
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def month_end(month: date) -> date:
+    """The last calendar day of the month."""
+    return month.replace(day=calendar.monthrange(month.year, month.month)[1])
+
+
+def parse_month(text: str) -> date:
+    """'2026-11' -> date(2026, 11, 1); a clear error otherwise."""
+    from flask_babel import gettext as _
+
+    found = _MONTH.match((text or "").strip())
+    if not found or not 1 <= int(found.group(2)) <= 12 or int(found.group(1)) < 2000:
+        raise ServiceError(_("Give the month as YYYY-MM, for example 2026-11."), field="month", code="invalid_month")
+    return date(int(found.group(1)), int(found.group(2)), 1)
+
+
+def month_key(month: date) -> str:
+    return f"{month.year:04d}-{month.month:02d}"
+
+
+def month_bounds(month: date) -> tuple[datetime, datetime]:
+    """The UTC instants where the WIB month starts and the next one starts."""
+    start = datetime.combine(month, time(), WIB).astimezone(timezone.utc)
+    end = datetime.combine(add_months(month, 1), time(), WIB).astimezone(timezone.utc)
+    return start, end
+
+
+def _stamped():
+    return Stamp.state == StampState.STAMPED
+
+
+def usage_by_wapu(month: date, *, until: datetime | None = None, wapu_id: int | None = None) -> dict[int, int]:
+    """Stamped e-Meterai per WAPU in ``month`` (optionally only up to ``until``): one GROUP BY."""
+    start, end = month_bounds(month)
+    if until is not None:
+        end = min(end, until)
+    query = (
+        select(Stamp.wapu_id, func.count())
+        .where(_stamped(), Stamp.stamped_at >= start, Stamp.stamped_at < end)
+        .group_by(Stamp.wapu_id)
+    )
+    if wapu_id is not None:
+        query = query.where(Stamp.wapu_id == wapu_id)
+    return dict(db.session.execute(query).all())
+
+
+def usage_by_month(first: date, last: date, *, wapu_id: int | None = None) -> dict[tuple[int, date], int]:
+    """Stamped e-Meterai per (WAPU, month) for the months ``first`` … ``last``: one GROUP BY."""
+    start, _ = month_bounds(first)
+    _, end = month_bounds(last)
+    month = wib_month(Stamp.stamped_at)
+    query = (
+        select(Stamp.wapu_id, month, func.count())
+        .where(_stamped(), Stamp.stamped_at >= start, Stamp.stamped_at < end)
+        .group_by(Stamp.wapu_id, month)
+    )
+    if wapu_id is not None:
+        query = query.where(Stamp.wapu_id == wapu_id)
+    return {(wapu, parse_month(key)): count for wapu, key, count in db.session.execute(query).all()}
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The billing terms that apply to one contract in one month."""
+
+    monthly_minimum: int
+    minimum_policy: MinimumPolicy
+    first_month: FirstMonth
+    due_day: int
+
+
+def default_terms() -> Terms:
+    config = current_app.config
+    return Terms(config["MONTHLY_MINIMUM"], MinimumPolicy.REPORT, FirstMonth.EXEMPT, config["PAYMENT_DUE_DAY"])
+
+
+def terms_for(contract: Contract | None, month: date) -> Terms:
+    """The newest terms of ``contract`` in effect in ``month`` (the defaults when none were set)."""
+    if contract is None:
+        return default_terms()
+    row = db.session.execute(
+        select(ContractTerms)
+        .where(ContractTerms.contract_id == contract.id, ContractTerms.effective_from <= month)
+        .order_by(ContractTerms.effective_from.desc(), ContractTerms.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if row is None:
+        return default_terms()
+    return Terms(row.monthly_minimum, row.minimum_policy, row.first_month, row.due_day)
+
+
+def contract_for_month(wapu: Wapu, month: date) -> Contract | None:
+    """The contract that covers the month (the one valid at its end, else the last one in it)."""
+    last = month_end(month)
+    covering = [c for c in wapu.contracts if c.start_date <= last and c.end_date >= month]
+    return max(covering, key=lambda c: c.start_date) if covering else None
+
+
+def minimum_for(contract: Contract | None, terms: Terms, month: date) -> int:
+    """The minimum that applies in ``month``: none without a contract; a partial first month per terms."""
+    if contract is None:
+        return 0
+    start = contract.start_date
+    if month_of(start) != month or start.day == 1:
+        return terms.monthly_minimum
+    if terms.first_month == FirstMonth.EXEMPT:
+        return 0
+    if terms.first_month == FirstMonth.PRORATE:
+        days = calendar.monthrange(month.year, month.month)[1]
+        return terms.monthly_minimum * (days - start.day + 1) // days
+    return terms.monthly_minimum
+
+
+def projection(used: int, today: date) -> int:
+    """Month-end total at the pace so far (today counts as a day gone)."""
+    days = calendar.monthrange(today.year, today.month)[1]
+    return used * days // today.day
+
+
+@dataclass(frozen=True)
+class MonthCheck:
+    """One WAPU's minimum-use standing in one month."""
+
+    wapu: Wapu
+    month: date
+    minimum: int
+    used: int
+    projected: int
+    policy: MinimumPolicy
+
+    @property
+    def shortfall(self) -> int:
+        return max(0, self.minimum - self.used)
+
+    @property
+    def below(self) -> bool:
+        return self.projected < self.minimum
+
+
+def check_month(month: date, today: date, *, wapu_id: int | None = None) -> list[MonthCheck]:
+    """Every active WAPU's use against its minimum in ``month``; projected while it runs."""
+    counts = usage_by_wapu(month, wapu_id=wapu_id)
+    query = select(Wapu).where(Wapu.status == WapuStatus.ACTIVE).order_by(Wapu.code)
+    if wapu_id is not None:
+        query = query.where(Wapu.id == wapu_id)
+    running = month_of(today) == month
+    checks = []
+    for wapu in db.session.execute(query).scalars():
+        contract = contract_for_month(wapu, month)
+        terms = terms_for(contract, month)
+        used = counts.get(wapu.id, 0)
+        checks.append(MonthCheck(
+            wapu=wapu, month=month, minimum=minimum_for(contract, terms, month), used=used,
+            projected=projection(used, today) if running else used, policy=terms.minimum_policy,
+        ))
+    return checks
+
+
+def shortfall_report(month: date, today: date) -> list[MonthCheck]:
+    """The WAPUs that used less than their minimum in ``month`` (projected if it is still running)."""
+    return [check for check in check_month(month, today) if check.minimum and check.below]
