@@ -318,6 +318,7 @@ def _due_date(period: date, terms, issued: date) -> date:
 
 
 def _issue_one(invoice_id: int, actor, today: date, seq: int) -> Invoice:
+    actor_id = getattr(actor, "id", None)  # read first: a stale actor reloads, and that autoflushes
     claimed = db.session.execute(
         update(Invoice).where(Invoice.id == invoice_id, Invoice.state == InvoiceState.DRAFT)
         .values(updated_at=utcnow())
@@ -337,7 +338,7 @@ def _issue_one(invoice_id: int, actor, today: date, seq: int) -> Invoice:
     invoice.due_date = _due_date(invoice.period, terms_for(invoice.contract, invoice.period), today)
     invoice.state = InvoiceState.ISSUED
     invoice.issued_at = utcnow()
-    invoice.issued_by_id = getattr(actor, "id", None)
+    invoice.issued_by_id = actor_id
     db.session.flush()
     record_audit(actor, "invoice.issued", invoice, f"{invoice.number}: {invoice.total_due}")
     recipients = [u for u in invoice.wapu.users if u.role in (Role.WAPU_FIN, Role.WAPU_SPV)]

@@ -1,1 +1,370 @@
-"""Billing screens."""
+"""Billing pages: the month (run, issue, downloads), invoices, payments, credit notes, reports,
+settings and contract terms. Exports are built by ``scm.billing.exports``; views only send them."""
+
+from datetime import date
+from io import BytesIO
+
+from flask import abort, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import or_, select
+from sqlalchemy.orm import joinedload
+
+from scm.auth.decorators import roles_required
+from scm.auth.models import DISTRIBUTOR_ROLES, Role
+from scm.auth.scoping import get_scoped_or_404, scope_query
+from scm.billing import bp, exports, payments, reports, services
+from scm.billing.forms import (
+    ConfirmForm,
+    CreditNoteForm,
+    InvoiceFilterForm,
+    PaymentForm,
+    SettingsForm,
+    TermsForm,
+)
+from scm.billing.models import BillingRun, BillingSettings, CreditNote, Invoice, InvoiceState
+from scm.billing.usage import add_months, month_key, month_of, parse_month
+from scm.core.database import unit_of_work
+from scm.core.errors import ServiceError
+from scm.core.formatting import today_wib
+from scm.core.views import field_error, paginate
+from scm.extensions import db
+from scm.registration.models import Contract, Wapu
+
+FINANCE_READERS = (*DISTRIBUTOR_ROLES, Role.WAPU_FIN, Role.WAPU_SPV)
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _month_or_404(text: str) -> date:
+    try:
+        return parse_month(text)
+    except ServiceError:
+        abort(404)
+
+
+def _download(data: bytes, name: str, mimetype: str):
+    response = send_file(BytesIO(data), mimetype=mimetype, as_attachment=True, download_name=name)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _file_stem(text: str) -> str:
+    return text.replace("/", "-")
+
+
+# ----------------------------------------------------------------------------- the month
+
+
+@bp.route("/billing")
+@roles_required(*DISTRIBUTOR_ROLES)
+def index():
+    """The billing desk opens on last month (the one to bill)."""
+    return redirect(url_for("billing.month", month=month_key(add_months(month_of(today_wib()), -1))))
+
+
+@bp.route("/billing/months/<month>")
+@roles_required(*DISTRIBUTOR_ROLES)
+def month(month):
+    """One month: use against the minimum per WAPU, its invoices, the run and the downloads."""
+    period, today = _month_or_404(month), today_wib()
+    rows = reports.month_overview(period, today)
+    last_run = db.session.execute(
+        select(BillingRun).where(BillingRun.period == period).order_by(BillingRun.id.desc()).limit(1)).scalar()
+    invoices = [row["invoice"] for row in rows if row["invoice"]]
+    return render_template(
+        "billing/month.html", period=period, rows=rows, last_run=last_run, form=ConfirmForm(),
+        can_run=period < month_of(today), drafts=sum(1 for i in invoices if i.is_draft),
+        issued=sum(1 for i in invoices if not i.is_draft), total=sum(i.total_due for i in invoices),
+        previous=month_key(add_months(period, -1)), next=month_key(add_months(period, 1)),
+    )
+
+
+@bp.route("/billing/months/<month>/run", methods=["POST"])
+@roles_required(Role.DIST_FIN)
+def run_month(month):
+    """Draft (or refresh the drafts of) the month's invoices."""
+    period = _month_or_404(month)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        with unit_of_work():
+            run = services.run_billing(period, actor=current_user, source="web")
+            created, refreshed, unchanged = run.created, run.refreshed, run.unchanged
+    except ServiceError as error:
+        flash(error.message, "danger")
+    else:
+        flash(_("Billing for %(month)s: %(created)s new drafts, %(refreshed)s refreshed, %(unchanged)s unchanged.",
+                month=month, created=created, refreshed=refreshed, unchanged=unchanged), "success")
+    return redirect(url_for("billing.month", month=month))
+
+
+@bp.route("/billing/months/<month>/issue", methods=["POST"])
+@roles_required(Role.DIST_FIN)
+def issue_month(month):
+    """Issue every draft of the month."""
+    period = _month_or_404(month)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        with unit_of_work():
+            numbers = [invoice.number for invoice in services.issue_drafts(period, current_user)]
+    except ServiceError as error:
+        flash(error.message, "danger")
+    else:
+        if numbers:
+            flash(_("%(count)s invoices issued: %(first)s … %(last)s.", count=len(numbers), first=numbers[0],
+                    last=numbers[-1]), "success")
+        else:
+            flash(_("There were no drafts to issue."), "info")
+    return redirect(url_for("billing.month", month=month))
+
+
+@bp.route("/billing/months/<month>/workbook.xlsx")
+@roles_required(*DISTRIBUTOR_ROLES)
+def month_workbook(month):
+    """The month's workbook: a summary per WAPU and every stamp."""
+    period = _month_or_404(month)
+    data = exports.build_month_workbook(period, reports.month_overview(period, today_wib()),
+                                        reports.stamp_rows(period))
+    return _download(data, f"tagihan-{month}.xlsx", XLSX)
+
+
+def _issued_or_404(period):
+    invoices = [invoice for invoice in reports.month_invoices(period) if not invoice.is_draft]
+    if not invoices:
+        flash(_("No invoice of %(month)s has been issued yet.", month=month_key(period)), "warning")
+    return invoices
+
+
+@bp.route("/billing/months/<month>/invoices.zip")
+@roles_required(*DISTRIBUTOR_ROLES)
+def month_zip(month):
+    """A ZIP of every issued invoice of the month as PDF."""
+    period = _month_or_404(month)
+    invoices = _issued_or_404(period)
+    if not invoices:
+        return redirect(url_for("billing.month", month=month))
+    return _download(exports.invoices_zip(invoices), f"faktur-{month}.zip", "application/zip")
+
+
+@bp.route("/billing/months/<month>/invoices.pdf")
+@roles_required(*DISTRIBUTOR_ROLES)
+def month_pdf(month):
+    """Every issued invoice of the month in one PDF (one invoice per page)."""
+    period = _month_or_404(month)
+    invoices = _issued_or_404(period)
+    if not invoices:
+        return redirect(url_for("billing.month", month=month))
+    return _download(exports.render_invoices_pdf(invoices), f"faktur-{month}.pdf", "application/pdf")
+
+
+# ----------------------------------------------------------------------------- invoices
+
+
+@bp.route("/billing/invoices")
+@roles_required(*FINANCE_READERS)
+def invoices():
+    """Invoices: the WAPU's own, or all of them for the distributor, filtered."""
+    form = InvoiceFilterForm(request.args)
+    stmt = scope_query(select(Invoice), Invoice, current_user).options(joinedload(Invoice.wapu))
+    if current_user.is_wapu:
+        stmt = stmt.where(Invoice.state != InvoiceState.DRAFT)
+    if form.validate():
+        if form.month.data:
+            try:
+                stmt = stmt.where(Invoice.period == parse_month(form.month.data))
+            except ServiceError as error:
+                field_error(form, error)
+        if form.state.data:
+            stmt = stmt.where(Invoice.state == form.state.data)
+        if form.wapu.data and current_user.is_distributor:
+            text = f"%{form.wapu.data.strip()}%"
+            stmt = stmt.join(Wapu, Invoice.wapu_id == Wapu.id).where(or_(Wapu.code.ilike(text), Wapu.name.ilike(text)))
+    stmt = stmt.order_by(Invoice.period.desc(), Invoice.id.desc())
+    return render_template("billing/invoices.html", form=form, page=paginate(stmt))
+
+
+def _invoice_for(invoice_id) -> Invoice:
+    invoice = get_scoped_or_404(Invoice, invoice_id, current_user)
+    if invoice.is_draft and not current_user.is_distributor:
+        abort(404)  # a WAPU sees its invoice once it is issued
+    return invoice
+
+
+@bp.route("/billing/invoices/<int:invoice_id>")
+@roles_required(*FINANCE_READERS)
+def invoice(invoice_id):
+    """One invoice: lines, totals, payments, credit notes; finance acts on it here."""
+    invoice = _invoice_for(invoice_id)
+    return render_template("billing/invoice.html", invoice=invoice, confirm=ConfirmForm(),
+                           payment_form=PaymentForm(formdata=None, paid_on=today_wib()),
+                           credit_form=CreditNoteForm(formdata=None))
+
+
+@bp.route("/billing/invoices/<int:invoice_id>/issue", methods=["POST"])
+@roles_required(Role.DIST_FIN)
+def issue(invoice_id):
+    """Issue one draft: it gets its number now."""
+    _invoice_for(invoice_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        with unit_of_work():
+            number = services.issue_invoice(invoice_id, current_user).number
+    except ServiceError as error:
+        flash(error.message, "danger")
+    else:
+        flash(_("Invoice %(number)s was issued.", number=number), "success")
+    return redirect(url_for("billing.invoice", invoice_id=invoice_id))
+
+
+def _invoice_form_page(invoice_id, form, name):
+    invoice = db.session.get(Invoice, invoice_id)
+    forms = {"payment_form": PaymentForm(formdata=None, paid_on=today_wib()), "credit_form": CreditNoteForm(formdata=None)}
+    forms[name] = form
+    return render_template("billing/invoice.html", invoice=invoice, confirm=ConfirmForm(), **forms), 422
+
+
+@bp.route("/billing/invoices/<int:invoice_id>/payments", methods=["POST"])
+@roles_required(Role.DIST_FIN)
+def record_payment(invoice_id):
+    """Record a payment (partial payments allowed)."""
+    _invoice_for(invoice_id)
+    form = PaymentForm()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                payments.record_payment(invoice_id, current_user, paid_on=form.paid_on.data, amount=form.amount.data,
+                                        reference=form.reference.data)
+        except ServiceError as error:
+            field_error(form, error)
+        else:
+            flash(_("The payment was recorded."), "success")
+            return redirect(url_for("billing.invoice", invoice_id=invoice_id))
+    return _invoice_form_page(invoice_id, form, "payment_form")
+
+
+@bp.route("/billing/invoices/<int:invoice_id>/credit-notes", methods=["POST"])
+@roles_required(Role.DIST_FIN)
+def credit_note(invoice_id):
+    """Correct an issued invoice with a credit note."""
+    _invoice_for(invoice_id)
+    form = CreditNoteForm()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                number = payments.issue_credit_note(invoice_id, current_user, amount=form.amount.data,
+                                                    reason=form.reason.data).number
+        except ServiceError as error:
+            field_error(form, error)
+        else:
+            flash(_("Credit note %(number)s was issued.", number=number), "success")
+            return redirect(url_for("billing.invoice", invoice_id=invoice_id))
+    return _invoice_form_page(invoice_id, form, "credit_form")
+
+
+@bp.route("/billing/invoices/<int:invoice_id>.pdf")
+@roles_required(*FINANCE_READERS)
+def invoice_pdf(invoice_id):
+    """The invoice as a print-ready PDF (a draft is marked as such)."""
+    invoice = _invoice_for(invoice_id)
+    return _download(exports.render_invoice_pdf(invoice), exports.invoice_file_name(invoice), "application/pdf")
+
+
+@bp.route("/billing/invoices/<int:invoice_id>.xlsx")
+@roles_required(*FINANCE_READERS)
+def invoice_xlsx(invoice_id):
+    """The invoice as a workbook for the WAPU's finance staff."""
+    invoice = _invoice_for(invoice_id)
+    name = exports.invoice_file_name(invoice).removesuffix(".pdf") + ".xlsx"
+    return _download(exports.build_invoice_xlsx(invoice), name, XLSX)
+
+
+@bp.route("/billing/credit-notes/<int:note_id>.pdf")
+@roles_required(*FINANCE_READERS)
+def credit_note_pdf(note_id):
+    """A credit note as PDF."""
+    note = get_scoped_or_404(CreditNote, note_id, current_user)
+    return _download(exports.render_credit_note_pdf(note), f"{_file_stem(note.number)}.pdf", "application/pdf")
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+@bp.route("/billing/shortfall")
+@roles_required(*DISTRIBUTOR_ROLES)
+def shortfall():
+    """WAPUs below their minimum in a month (projected while the month runs)."""
+    today = today_wib()
+    period = _month_or_404(request.args.get("month") or month_key(add_months(month_of(today), -1)))
+    return render_template("billing/shortfall.html", period=period, running=period == month_of(today),
+                           rows=reports.shortfall_rows(period, today))
+
+
+@bp.route("/billing/shortfall.xlsx")
+@roles_required(*DISTRIBUTOR_ROLES)
+def shortfall_xlsx():
+    """The shortfall report as a workbook."""
+    period = _month_or_404(request.args.get("month", ""))
+    return _download(exports.build_shortfall_xlsx(period, reports.shortfall_rows(period, today_wib())),
+                     f"kekurangan-minimum-{month_key(period)}.xlsx", XLSX)
+
+
+@bp.route("/billing/aging")
+@roles_required(*DISTRIBUTOR_ROLES)
+def aging():
+    """Open balances by days past due."""
+    rows, totals = payments.aging()
+    return render_template("billing/aging.html", rows=rows, totals=totals, buckets=payments.BUCKETS)
+
+
+# ----------------------------------------------------------------------------- settings and terms
+
+
+@bp.route("/billing/settings", methods=["GET", "POST"])
+@roles_required(Role.DIST_ADMIN)
+def settings():
+    """The distributor's identity and pricing on invoices (each save is kept as history)."""
+    current = services.current_settings()
+    form = SettingsForm(obj=current if request.method == "GET" else None)
+    if form.validate_on_submit():
+        values = {name: field.data for name, field in form._fields.items() if name != "csrf_token"}
+        values["service_fee_per_unit"] = values["service_fee_per_unit"] or 0
+        try:
+            with unit_of_work():
+                services.save_settings(current_user, **values)
+        except ServiceError as error:
+            field_error(form, error)
+        else:
+            flash(_("The billing settings were saved."), "success")
+            return redirect(url_for("billing.settings"))
+    history = db.session.execute(select(BillingSettings).order_by(BillingSettings.id.desc()).limit(20)).scalars()
+    return render_template("billing/settings.html", form=form, history=list(history)), 422 if form.errors else 200
+
+
+@bp.route("/billing/contracts/<int:contract_id>/terms", methods=["GET", "POST"])
+@roles_required(Role.DIST_ADMIN)
+def terms(contract_id):
+    """A contract's billing terms: minimum, policy, first month, payment terms — with history."""
+    contract = db.get_or_404(Contract, contract_id)
+    today = today_wib()
+    current = services.terms_for(contract, month_of(today))
+    form = TermsForm(data=None if request.method == "POST" else dict(
+        effective_from=month_of(today), monthly_minimum=current.monthly_minimum,
+        minimum_policy=current.minimum_policy.value, first_month=current.first_month.value, due_day=current.due_day))
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                services.save_contract_terms(db.session.get(Contract, contract_id), current_user,
+                                             effective_from=form.effective_from.data,
+                                             monthly_minimum=form.monthly_minimum.data,
+                                             minimum_policy=form.minimum_policy.data,
+                                             first_month=form.first_month.data, due_day=form.due_day.data,
+                                             note=form.note.data)
+        except ServiceError as error:
+            field_error(form, error)
+        else:
+            flash(_("The contract terms were saved."), "success")
+            return redirect(url_for("billing.terms", contract_id=contract_id))
+    return render_template("billing/terms.html", contract=contract, form=form, current=current,
+                           history=services.terms_history(contract)), 422 if form.errors else 200

@@ -58,6 +58,13 @@ def format_day(day: date | None) -> str:
     return _format_date(day, "d MMMM yyyy", locale=_locale())
 
 
+def format_month(day: date | None) -> str:
+    """A billing period: ``November 2026``."""
+    if day is None:
+        return ""
+    return _format_date(day, "MMMM yyyy", locale=_locale())
+
+
 def format_phone(e164: str | None) -> str:
     """E.164 as Indonesians write it: ``+62 812-3456-7890``."""
     if not e164:
@@ -76,9 +83,12 @@ def upper_first(text) -> str:
 
 
 def register_filters(app):
+    from scm.registration.validators import format_npwp
+
     app.jinja_env.filters.update(
+        npwp=lambda digits: format_npwp(digits) if digits else "",
         upper_first=upper_first,
         combine_state=lambda args, state: {**args, "state": state},
-        rupiah=format_rupiah, number=format_number, wib=format_wib, day=format_day,
+        rupiah=format_rupiah, number=format_number, wib=format_wib, day=format_day, month=format_month,
         phone=format_phone,
     )

@@ -62,9 +62,11 @@ def index():
 
 
 def _dashboard_context():
+    from scm.billing.reports import dashboard
+    from scm.core.formatting import today_wib
     from scm.procurement.services import dashboard_for
 
-    return dashboard_for(current_user)
+    return {**dashboard_for(current_user), **dashboard(current_user, today_wib())}
 
 
 @bp.route("/notifications")

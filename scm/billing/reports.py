@@ -1,0 +1,170 @@
+"""Read-only views of billing: a month's overview, the rows the exports take, dashboard figures."""
+
+from datetime import date
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import selectinload
+
+from scm.billing.models import OPEN_STATES, Invoice, InvoiceState
+from scm.billing.usage import add_months, check_month, month_bounds, month_of, shortfall_report, usage_by_month
+from scm.core.database import wib_month
+from scm.extensions import db
+from scm.quota.models import EntryKind, QuotaAccount, QuotaEntry, Stamp, StampState
+from scm.registration.models import Wapu
+
+
+def month_invoices(period: date) -> list[Invoice]:
+    """The month's invoices in WAPU order, lines loaded."""
+    return list(db.session.execute(
+        select(Invoice).join(Wapu, Invoice.wapu_id == Wapu.id).where(Invoice.period == period)
+        .options(selectinload(Invoice.lines), selectinload(Invoice.wapu)).order_by(Wapu.code)
+    ).scalars())
+
+
+def month_overview(period: date, today: date) -> list[dict]:
+    """One row per WAPU (active, or with an invoice): use against the minimum and its invoice."""
+    invoices = {invoice.wapu_id: invoice for invoice in month_invoices(period)}
+    rows = {}
+    for check in check_month(period, today):
+        rows[check.wapu.id] = dict(wapu_id=check.wapu.id, wapu_code=check.wapu.code, wapu_name=check.wapu.name,
+                                   npwp=check.wapu.npwp, used=check.used, minimum=check.minimum,
+                                   shortfall=check.shortfall, projected=check.projected)
+    for wapu_id, invoice in invoices.items():
+        if wapu_id not in rows or not invoice.is_draft:  # an issued invoice shows what it billed
+            rows[wapu_id] = dict(wapu_id=wapu_id, wapu_code=invoice.wapu.code, wapu_name=invoice.buyer_name,
+                                 npwp=invoice.buyer_npwp, used=invoice.used, minimum=invoice.minimum,
+                                 shortfall=invoice.shortfall, projected=invoice.used)
+    result = []
+    for row in sorted(rows.values(), key=lambda r: r["wapu_code"]):
+        invoice = invoices.get(row["wapu_id"])
+        row.update(invoice=invoice, amount=invoice.total_due if invoice else 0,
+                   invoice_number=invoice.number if invoice else None,
+                   status=str(invoice.state.label) if invoice else "", due_date=invoice.due_date if invoice else None)
+        result.append(row)
+    return result
+
+
+def stamp_rows(period: date, yield_per: int = 5000):
+    """Every stamp of the month for the workbook, streamed: (code, serial, stamped_at, type, number, source)."""
+    start, end = month_bounds(period)
+    query = (
+        select(Wapu.code, Stamp.serial, Stamp.stamped_at, Stamp.document_type, Stamp.document_number, Stamp.source)
+        .join(Wapu, Stamp.wapu_id == Wapu.id)
+        .where(Stamp.state == StampState.STAMPED, Stamp.stamped_at >= start, Stamp.stamped_at < end)
+        .order_by(Wapu.code, Stamp.stamped_at, Stamp.id)
+        .execution_options(yield_per=yield_per)
+    )
+    for row in db.session.execute(query):
+        yield tuple(row)
+
+
+def invoice_stamp_rows(invoice: Invoice):
+    """The stamps of one invoice's WAPU and period (for its XLSX)."""
+    start, end = month_bounds(invoice.period)
+    query = (
+        select(Stamp.serial, Stamp.stamped_at, Stamp.document_type, Stamp.document_number, Stamp.source)
+        .where(Stamp.wapu_id == invoice.wapu_id, Stamp.state == StampState.STAMPED,
+               Stamp.stamped_at >= start, Stamp.stamped_at < end)
+        .order_by(Stamp.stamped_at, Stamp.id)
+    )
+    return db.session.execute(query).all()
+
+
+def months_back(today: date, count: int) -> list[date]:
+    """The ``count`` months ending with this one, oldest first."""
+    current = month_of(today)
+    return [add_months(current, offset) for offset in range(1 - count, 1)]
+
+
+def wapu_dashboard(wapu: Wapu, today: date) -> dict:
+    """A WAPU's billing picture: this month against the minimum, 12 months of use, open invoices."""
+    months = months_back(today, 12)
+    counts = usage_by_month(months[0], months[-1], wapu_id=wapu.id)
+    check = next(iter(check_month(month_of(today), today, wapu_id=wapu.id)), None)
+    open_invoices = list(db.session.execute(
+        select(Invoice).where(Invoice.wapu_id == wapu.id, Invoice.state.in_(OPEN_STATES)).order_by(Invoice.period)
+    ).scalars())
+    account = db.session.execute(select(QuotaAccount).where(QuotaAccount.wapu_id == wapu.id)).scalar()
+    return dict(
+        months=[(month, counts.get((wapu.id, month), 0)) for month in months],
+        check=check, open_invoices=open_invoices, balance=account.available if account else 0,
+        open_total=sum(invoice.balance for invoice in open_invoices),
+    )
+
+
+def distributor_dashboard(today: date) -> dict:
+    """Use per WAPU this month, quota issued against consumed per month, receivables."""
+    months = months_back(today, 12)
+    first, _ = month_bounds(months[0])
+    issued_month = wib_month(QuotaEntry.created_at)
+    issued = dict(db.session.execute(
+        select(issued_month, func.sum(QuotaEntry.quantity))
+        .where(QuotaEntry.kind == EntryKind.ISSUE, QuotaEntry.created_at >= first).group_by(issued_month)
+    ).all())
+    consumed = {}
+    for (_, month), count in usage_by_month(months[0], months[-1]).items():
+        consumed[month] = consumed.get(month, 0) + count
+    receivables = db.session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(Invoice.total_due - Invoice.paid_amount - Invoice.credited_amount), 0),
+            func.coalesce(func.sum(case((Invoice.state == InvoiceState.OVERDUE, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((Invoice.state == InvoiceState.OVERDUE,
+                                         Invoice.total_due - Invoice.paid_amount - Invoice.credited_amount),
+                                        else_=0)), 0),
+        ).where(Invoice.state.in_(OPEN_STATES))
+    ).one()
+    checks = check_month(month_of(today), today)
+    return dict(
+        checks=checks,
+        quota_months=[(month, int(issued.get(f"{month.year:04d}-{month.month:02d}", 0) or 0),
+                       consumed.get(month, 0)) for month in months],
+        open_count=receivables[0], open_total=int(receivables[1]), overdue_count=int(receivables[2]),
+        overdue_total=int(receivables[3]),
+    )
+
+
+def shortfall_rows(period: date, today: date) -> list[dict]:
+    """The shortfall report's rows: WAPUs below their minimum in ``period``."""
+    return [dict(wapu_id=c.wapu.id, wapu_code=c.wapu.code, wapu_name=c.wapu.name, npwp=c.wapu.npwp,
+                 minimum=c.minimum, used=c.used, projected=c.projected, shortfall=max(0, c.minimum - c.projected),
+                 policy=c.policy) for c in shortfall_report(period, today)]
+
+
+def dashboard(user, today: date) -> dict:
+    """The billing part of a user's dashboard, with its charts (server-rendered SVG)."""
+    from flask_babel import format_date
+    from flask_babel import gettext as _
+
+    from scm.auth.models import Role
+    from scm.core import charts
+    from scm.core.formatting import format_number
+
+    def label(month):
+        return format_date(month, "MMM yy")
+
+    if user.is_distributor:
+        data = distributor_dashboard(today)
+        checks = [check for check in data["checks"] if check.minimum or check.used]
+        data["use_chart"] = charts.horizontal_bars(
+            [(f"{c.wapu.code} {c.wapu.name}", c.projected) for c in checks],
+            minimum=max((c.minimum for c in checks), default=None) or None,
+            title=_("Projected use this month per WAPU"), fmt=format_number)
+        data["quota_chart"] = charts.paired_bars(
+            [(label(month), issued, consumed) for month, issued, consumed in data["quota_months"]],
+            series=(_("Quota issued"), _("Consumed")), title=_("Quota issued and consumed per month"),
+            fmt=format_number)
+        return {"billing": data}
+    if user.role not in (Role.WAPU_SPV, Role.WAPU_FIN, Role.WAPU_STAFF) or user.wapu is None:
+        return {}
+    data = wapu_dashboard(user.wapu, today)
+    check = data["check"]
+    minimum = check.minimum if check else 0
+    data["gauge"] = charts.progress_gauge(check.used if check else 0, minimum,
+                                          projected=check.projected if check else None,
+                                          title=_("Use this month against the minimum"), fmt=format_number)
+    data["months_chart"] = charts.monthly_bars([(label(m), count) for m, count in data["months"]],
+                                               minimum=minimum or None, title=_("e-Meterai used per month"),
+                                               fmt=format_number)
+    data["show_invoices"] = user.role in (Role.WAPU_SPV, Role.WAPU_FIN)
+    return {"billing": data}
