@@ -32,10 +32,13 @@ from scm.billing.pricing import price_invoice
 from scm.billing.usage import (
     add_months,
     contract_for_month,
+    default_terms,
+    load_terms,
     minimum_for,
     month_key,
     month_of,
     terms_for,
+    terms_in,
     usage_by_month,
     usage_by_wapu,
 )
@@ -208,17 +211,18 @@ def late_usage(period: date, *, wapu_id=None) -> dict[int, list[tuple[date, int]
 class _Inputs:
     """Everything a billing run reads once for all WAPUs of a period."""
 
-    def __init__(self, period: date, wapu_id=None):
+    def __init__(self, period: date, wapu_id=None, contract_ids=(), used=None, late=None):
         self.period = period
+        self.terms = load_terms(contract_ids)
         self.settings = current_settings()
-        self.used = usage_by_wapu(period, wapu_id=wapu_id)
+        self.used = used if used is not None else usage_by_wapu(period, wapu_id=wapu_id)
         self.billed = billed_quantities(period, period, wapu_id=wapu_id)
-        self.late = late_usage(period, wapu_id=wapu_id)
+        self.late = late if late is not None else late_usage(period, wapu_id=wapu_id)
 
     def price(self, wapu: Wapu):
         """The pricing of ``wapu``'s invoice for the period, with the contract and terms behind it."""
         contract = contract_for_month(wapu, self.period)
-        terms = terms_for(contract, self.period)
+        terms = terms_in(self.terms.get(contract.id, []), self.period) if contract else default_terms()
         minimum = minimum_for(contract, terms, self.period) if wapu.status == WapuStatus.ACTIVE else 0
         used = self.used.get(wapu.id, 0)
         unit_price = (contract.unit_price if contract and contract.unit_price else None) or self.settings.unit_price
@@ -252,7 +256,6 @@ def _fill(invoice: Invoice, inputs: _Inputs, wapu: Wapu) -> tuple[bool, bool]:
         setattr(invoice, key, value)
     if new_lines != old_lines:
         invoice.lines.clear()
-        db.session.flush()
         for position, line in enumerate(pricing.lines, start=1):
             invoice.lines.append(InvoiceLine(position=position, kind=line.kind, usage_month=line.usage_month,
                                              quantity=line.quantity, unit_price=line.unit_price, amount=line.amount))
@@ -262,6 +265,23 @@ def _fill(invoice: Invoice, inputs: _Inputs, wapu: Wapu) -> tuple[bool, bool]:
 
 
 # --- the billing run ----------------------------------------------------------------------------
+
+def _bill_one(run: BillingRun, inputs: _Inputs, wapu: Wapu, invoice: Invoice | None) -> None:
+    """Create, refresh or leave alone one WAPU's invoice of the run's period; count what happened."""
+    if invoice is not None and not invoice.is_draft:
+        run.unchanged += 1
+    elif invoice is not None:
+        billable, changed = _fill(invoice, inputs, wapu)
+        if not billable:
+            db.session.delete(invoice)
+        run.refreshed += changed
+        run.unchanged += not changed
+    else:
+        invoice = Invoice(wapu_id=wapu.id, period=run.period, state=InvoiceState.DRAFT)
+        if _fill(invoice, inputs, wapu)[0]:
+            db.session.add(invoice)
+            run.created += 1
+
 
 def run_billing(period: date, *, actor=None, source="web", today=None, progress=None) -> BillingRun:
     """Create (or refresh) the draft invoice of every WAPU with usage or a billable shortfall.
@@ -273,34 +293,23 @@ def run_billing(period: date, *, actor=None, source="web", today=None, progress=
     if period >= month_of(today):
         raise ServiceError(_("%(month)s has not ended yet: it can be billed from the 1st of the next month.",
                              month=month_key(period)), field="month", code="month_not_ended")
-    inputs = _Inputs(period)
-    wanted = set(inputs.used) | set(inputs.late)
+    used, late = usage_by_wapu(period), late_usage(period)
+    wanted = set(used) | set(late)
     wapus = db.session.execute(
         select(Wapu).where((Wapu.status == WapuStatus.ACTIVE) | Wapu.id.in_(wanted) if wanted else
                            Wapu.status == WapuStatus.ACTIVE)
         .options(selectinload(Wapu.contracts)).order_by(Wapu.code)
     ).scalars().all()
+    inputs = _Inputs(period, contract_ids={c.id for wapu in wapus for c in wapu.contracts}, used=used, late=late)
     existing = {inv.wapu_id: inv for inv in db.session.execute(
         select(Invoice).where(Invoice.period == period).options(selectinload(Invoice.lines))).scalars()}
     run = BillingRun(period=period, source=source, actor_id=getattr(actor, "id", None), created=0, refreshed=0,
                      unchanged=0)
-    for done, wapu in enumerate(wapus, start=1):
-        invoice = existing.get(wapu.id)
-        if invoice is not None and not invoice.is_draft:
-            run.unchanged += 1
-        elif invoice is not None:
-            billable, changed = _fill(invoice, inputs, wapu)
-            if not billable:
-                db.session.delete(invoice)
-            run.refreshed += changed
-            run.unchanged += not changed
-        else:
-            invoice = Invoice(wapu_id=wapu.id, period=period, state=InvoiceState.DRAFT)
-            if _fill(invoice, inputs, wapu)[0]:
-                db.session.add(invoice)
-                run.created += 1
-        if progress:
-            progress(done, len(wapus))
+    with db.session.no_autoflush:  # one flush at the end: the inserts go out in batches
+        for done, wapu in enumerate(wapus, start=1):
+            _bill_one(run, inputs, wapu, existing.get(wapu.id))
+            if progress:
+                progress(done, len(wapus))
     run.finished_at = utcnow()
     db.session.add(run)
     db.session.flush()
@@ -328,7 +337,7 @@ def _issue_one(invoice_id: int, actor, today: date, seq: int) -> Invoice:
     invoice = db.session.execute(
         select(Invoice).where(Invoice.id == invoice_id).execution_options(populate_existing=True)
     ).scalar_one()
-    inputs = _Inputs(invoice.period, wapu_id=invoice.wapu_id)
+    inputs = _Inputs(invoice.period, wapu_id=invoice.wapu_id, contract_ids=[c.id for c in invoice.wapu.contracts])
     if not _fill(invoice, inputs, invoice.wapu)[0]:
         raise ServiceError(_("Nothing is left to bill on this draft: run the month's billing again."),
                            code="nothing_to_bill")

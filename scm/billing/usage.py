@@ -112,14 +112,26 @@ def terms_for(contract: Contract | None, month: date) -> Terms:
     """The newest terms of ``contract`` in effect in ``month`` (the defaults when none were set)."""
     if contract is None:
         return default_terms()
-    row = db.session.execute(
-        select(ContractTerms)
-        .where(ContractTerms.contract_id == contract.id, ContractTerms.effective_from <= month)
-        .order_by(ContractTerms.effective_from.desc(), ContractTerms.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    if row is None:
+    return terms_in(load_terms([contract.id]).get(contract.id, []), month)
+
+
+def load_terms(contract_ids) -> dict[int, list[ContractTerms]]:
+    """Every terms row of the given contracts, oldest first, in one query."""
+    rows = {}
+    for row in db.session.execute(
+        select(ContractTerms).where(ContractTerms.contract_id.in_(list(contract_ids)))
+        .order_by(ContractTerms.effective_from, ContractTerms.id)
+    ).scalars():
+        rows.setdefault(row.contract_id, []).append(row)
+    return rows
+
+
+def terms_in(rows: list[ContractTerms], month: date) -> Terms:
+    """The last of ``rows`` (oldest first) in effect in ``month``, or the defaults."""
+    applying = [row for row in rows if row.effective_from <= month]
+    if not applying:
         return default_terms()
+    row = applying[-1]
     return Terms(row.monthly_minimum, row.minimum_policy, row.first_month, row.due_day)
 
 
