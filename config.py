@@ -102,6 +102,9 @@ class Config:
     DISTRIBUTOR_NAME = _env("SCM_DISTRIBUTOR_NAME", "PT Distributor Meterai Nusantara")
     DISTRIBUTOR_ADDRESS = _env("SCM_DISTRIBUTOR_ADDRESS", "Jl. Jenderal Sudirman Kav. 52-53, Jakarta Selatan 12190")
     DISTRIBUTOR_NPWP = _env("SCM_DISTRIBUTOR_NPWP", "")
+    DISTRIBUTOR_BANK_NAME = _env("SCM_DISTRIBUTOR_BANK_NAME", "")
+    DISTRIBUTOR_BANK_ACCOUNT = _env("SCM_DISTRIBUTOR_BANK_ACCOUNT", "")
+    DISTRIBUTOR_BANK_HOLDER = _env("SCM_DISTRIBUTOR_BANK_HOLDER", "")
     MONTHLY_MINIMUM = _env_int("SCM_MONTHLY_MINIMUM", 1000)
     PAYMENT_DUE_DAY = _env_int("SCM_PAYMENT_DUE_DAY", 10)
 
@@ -118,6 +121,11 @@ class TestingConfig(Config):
     TESTING = True
     MAIL_BACKEND = "smtp"
     SERVER_NAME = None
+    # A complete invoice header, so that tests can issue invoices without saving settings first.
+    DISTRIBUTOR_NPWP = "013000666091000"
+    DISTRIBUTOR_BANK_NAME = "Bank Mandiri"
+    DISTRIBUTOR_BANK_ACCOUNT = "1230009876543"
+    DISTRIBUTOR_BANK_HOLDER = "PT Distributor Meterai Nusantara"
 
 
 class ProductionConfig(Config):

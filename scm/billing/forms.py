@@ -6,6 +6,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import TextInput
 
 from scm.billing.models import FirstMonth, InvoiceState, MinimumPolicy
 
@@ -14,6 +15,8 @@ REQUIRED = _l("This field is required.")
 
 class RupiahField(IntegerField):
     """Whole Rupiah as people type it: ``1.500.000``, ``Rp 1.500.000`` or ``1500000``."""
+
+    widget = TextInput()  # a number input would refuse the thousands separators
 
     def process_formdata(self, valuelist):
         if not valuelist or not valuelist[0].strip():
@@ -38,7 +41,7 @@ class PaymentForm(FlaskForm):
 
 
 class CreditNoteForm(FlaskForm):
-    amount = RupiahField(_l("Amount to credit (Rp)"), validators=[InputRequired(REQUIRED)],
+    credit_amount = RupiahField(_l("Amount to credit (Rp)"), validators=[InputRequired(REQUIRED)],
                          render_kw={"inputmode": "numeric"})
     reason = TextAreaField(_l("Reason for the correction"), validators=[InputRequired(REQUIRED), Length(max=1000)])
 

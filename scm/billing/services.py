@@ -67,7 +67,8 @@ def current_settings() -> BillingSettings:
     config = current_app.config
     return BillingSettings(
         distributor_name=config["DISTRIBUTOR_NAME"], distributor_address=config["DISTRIBUTOR_ADDRESS"],
-        distributor_npwp=config["DISTRIBUTOR_NPWP"], bank_name="", bank_account_number="", bank_account_name="",
+        distributor_npwp=config["DISTRIBUTOR_NPWP"], bank_name=config["DISTRIBUTOR_BANK_NAME"],
+        bank_account_number=config["DISTRIBUTOR_BANK_ACCOUNT"], bank_account_name=config["DISTRIBUTOR_BANK_HOLDER"],
         unit_price=config["DEFAULT_UNIT_PRICE"], service_fee_per_unit=0, ppn_rate=12, ppn_dpp_other_value=True,
         invoice_number_format=DEFAULT_INVOICE_FORMAT, credit_note_number_format=DEFAULT_CREDIT_NOTE_FORMAT,
         warning_days="15,25",
@@ -338,6 +339,10 @@ def _issue_one(invoice_id: int, actor, today: date, seq: int) -> Invoice:
         select(Invoice).where(Invoice.id == invoice_id).execution_options(populate_existing=True)
     ).scalar_one()
     inputs = _Inputs(invoice.period, wapu_id=invoice.wapu_id, contract_ids=[c.id for c in invoice.wapu.contracts])
+    settings = inputs.settings
+    if not all((settings.distributor_npwp, settings.bank_name, settings.bank_account_number, settings.bank_account_name)):
+        raise ServiceError(_("Complete the billing settings first: the distributor's NPWP and bank account "
+                             "appear on every invoice."), code="settings_incomplete")
     if not _fill(invoice, inputs, invoice.wapu)[0]:
         raise ServiceError(_("Nothing is left to bill on this draft: run the month's billing again."),
                            code="nothing_to_bill")

@@ -111,7 +111,9 @@ def issue_month(month):
     except ServiceError as error:
         flash(error.message, "danger")
     else:
-        if numbers:
+        if len(numbers) == 1:
+            flash(_("Invoice %(number)s was issued.", number=numbers[0]), "success")
+        elif numbers:
             flash(_("%(count)s invoices issued: %(first)s … %(last)s.", count=len(numbers), first=numbers[0],
                     last=numbers[-1]), "success")
         else:
@@ -253,7 +255,7 @@ def credit_note(invoice_id):
     if form.validate_on_submit():
         try:
             with unit_of_work():
-                number = payments.issue_credit_note(invoice_id, current_user, amount=form.amount.data,
+                number = payments.issue_credit_note(invoice_id, current_user, amount=form.credit_amount.data,
                                                     reason=form.reason.data).number
         except ServiceError as error:
             field_error(form, error)

@@ -135,6 +135,17 @@ def test_issue_numbers_snapshots_and_freezes_the_invoice(app, factory, finance):
         assert invoice_of(wapu["id"], NOV).total_due == 10_000_000
 
 
+def test_no_invoice_is_issued_without_the_distributor_npwp_and_bank(app, factory, finance):
+    wapu = factory.wapu()
+    app.config["DISTRIBUTOR_NPWP"] = ""
+    with app.app_context():
+        insert_stamps(wapu["id"], spread(NOV, 3))
+        run(NOV)
+        with pytest.raises(ServiceError, match="billing settings"), unit_of_work():
+            services.issue_invoice(invoice_of(wapu["id"], NOV).id, actor(finance), today=date(2026, 12, 1))
+        assert invoice_of(wapu["id"], NOV).state == InvoiceState.DRAFT
+
+
 def test_late_stamps_go_on_the_next_invoice_once(app, factory, finance):
     wapu = factory.wapu()
     with app.app_context():

@@ -78,7 +78,7 @@ def test_bad_payment_input_is_refused_in_indonesian_and_changes_nothing(app, bil
 
 def test_credit_note_through_the_web(app, billed):
     fin, invoice_id = billed["fin"], billed["second_invoice"]
-    answer = fin.post(f"/billing/invoices/{invoice_id}/credit-notes", data={"amount": "300.000", "reason": "Batal"})
+    answer = fin.post(f"/billing/invoices/{invoice_id}/credit-notes", data={"credit_amount": "300.000", "reason": "Batal"})
     assert answer.status_code == 302
     with app.app_context():
         note = db.session.execute(select(CreditNote)).scalar_one()
@@ -104,7 +104,7 @@ def test_a_wapu_sees_only_its_own_issued_invoices(app, billed, factory):
     theirs = billed["second_invoice"]
     for url in (f"/billing/invoices/{theirs}", f"/billing/invoices/{theirs}.pdf", f"/billing/invoices/{theirs}.xlsx"):
         assert client.get(url).status_code == 404, url
-    billed["fin"].post(f"/billing/invoices/{theirs}/credit-notes", data={"amount": "1000", "reason": "x"})
+    billed["fin"].post(f"/billing/invoices/{theirs}/credit-notes", data={"credit_amount": "1000", "reason": "x"})
     with app.app_context():
         note_id = db.session.execute(select(CreditNote.id)).scalar_one()
     assert client.get(f"/billing/credit-notes/{note_id}.pdf").status_code == 404
