@@ -23,7 +23,7 @@ def _unread_count():
 
 
 def init_app(app):
-    from scm.core import views  # noqa: F401  (registers routes)
+    from scm.core import jobs_views, views  # noqa: F401  (registers routes)
     from scm.core.cli import mail_cli
     from scm.core.formatting import register_filters
     from scm.core.forms import LanguageForm

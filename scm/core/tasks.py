@@ -1,47 +1,181 @@
-"""Scheduled jobs and ``flask scheduler run`` (APScheduler in the foreground, beside gunicorn).
+"""Scheduled jobs and ``flask scheduler run|run-once|runs`` (APScheduler in the foreground, beside gunicorn).
 
-Every job is safe to repeat: it only does work that is due (mail to send, reservations past
-their expiry), with conditional UPDATEs, so two schedulers by mistake cannot double anything.
+Every run goes through :func:`run_job`: it takes the job's lease in ``job_locks`` with one
+conditional UPDATE, so of two schedulers started by mistake only one runs a job at a time (the
+other records a skipped run), and records the run in ``job_runs``. A crashed scheduler's lease
+expires after ``lease``. The jobs themselves are safe to repeat: they only do work that is due.
 """
 
+import importlib
 import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import traceback
+from datetime import timedelta
 
 import click
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from flask import current_app
 from flask.cli import AppGroup
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from scm.core.database import unit_of_work, utcnow
+from scm.core.formatting import WIB, format_wib
+from scm.core.models import JobLock, JobOutcome, JobRun
+from scm.extensions import db
 
 log = logging.getLogger("scm.scheduler")
 
+LEASE = timedelta(minutes=30)  # longer than any job runs
+ABANDONED = "abandoned: its scheduler stopped before the run ended"
 
-def _expire_reservations():
+
+def expire_reservations_job():
+    """Release the reservations past their expiry."""
     from scm.quota.stamping import expire_reservations
 
     return {"released": expire_reservations()}
 
 
-def _send_outbox():
+def send_outbox_job():
+    """Send the due outbox mail."""
     from scm.core.services import deliver_outbox
 
     sent, failed = deliver_outbox(limit=500)
     return {"sent": sent, "failed": failed}
 
 
-# name -> (function, trigger)
+# name -> ("module:function" returning a dict of counts, imported when run; trigger)
 JOBS = {
-    "expire-reservations": (_expire_reservations, IntervalTrigger(minutes=1)),
-    "send-outbox": (_send_outbox, IntervalTrigger(minutes=1)),
+    "expire-reservations": ("scm.core.tasks:expire_reservations_job", IntervalTrigger(minutes=1)),
+    "send-outbox": ("scm.core.tasks:send_outbox_job", IntervalTrigger(minutes=1)),
+    "draft-billing": ("scm.billing.tasks:draft_billing_job", CronTrigger(day=1, hour=1, minute=0, timezone=WIB)),
+    "minimum-warnings": ("scm.billing.tasks:minimum_warnings_job", CronTrigger(hour=8, minute=0, timezone=WIB)),
+    "mark-overdue": ("scm.billing.tasks:mark_overdue_job", CronTrigger(hour=0, minute=15, timezone=WIB)),
 }
 
 
-def run_job(name):
-    """Run one job now in its own app context; returns its counts."""
-    function, _ = JOBS[name]
-    from scm.extensions import db
+def job_function(name):
+    """The function behind job ``name``, imported now."""
+    module, function = JOBS[name][0].split(":")
+    return getattr(importlib.import_module(module), function)
 
+
+def describe_schedule(trigger):
+    """A trigger in words: ``every minute``, ``daily at 08:00 WIB``, ``monthly on day 1 at 01:00 WIB``."""
+    if isinstance(trigger, IntervalTrigger):
+        minutes = int(trigger.interval.total_seconds() // 60)
+        return ngettext("every minute", "every %(num)d minutes", minutes)
+    fields = {f.name: str(f) for f in getattr(trigger, "fields", ()) if not f.is_default}
+    if set(fields) <= {"day", "hour", "minute"} and {"hour", "minute"} <= set(fields):
+        at = f"{int(fields['hour']):02d}:{int(fields['minute']):02d} WIB"
+        if "day" in fields:
+            return _("monthly on day %(day)s at %(time)s", day=fields["day"], time=at)
+        return _("daily at %(time)s", time=at)
+    return str(trigger)
+
+
+def format_duration(run):
+    """How long a finished run took: ``0.4 s``, ``2 min 5 s``; empty while it runs."""
+    if run.finished_at is None:
+        return ""
+    seconds = (run.finished_at - run.started_at).total_seconds()
+    return f"{seconds:.1f} s" if seconds < 60 else f"{int(seconds // 60)} min {int(seconds % 60)} s"
+
+
+def new_holder():
+    """Who holds a lease: this host and process, and a random part for this run."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def acquire_lease(name, holder, lease=LEASE):
+    """Take job ``name``'s lease if nobody holds it or the holder's lease expired; True if taken."""
+    now = utcnow()
+    with unit_of_work():
+        if db.session.execute(select(JobLock.name).where(JobLock.name == name)).first() is None:
+            try:
+                with db.session.begin_nested():
+                    db.session.add(JobLock(name=name))
+            except IntegrityError:  # another scheduler created it at the same moment
+                pass
+        taken = db.session.execute(
+            update(JobLock)
+            .where(JobLock.name == name, or_(JobLock.holder.is_(None), JobLock.locked_until < now))
+            .values(holder=holder, locked_until=now + lease)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return taken == 1
+
+
+def release_lease(name, holder):
+    """Give the lease back (only if still ours: an expired lease may have been taken over)."""
+    with unit_of_work():
+        db.session.execute(
+            update(JobLock).where(JobLock.name == name, JobLock.holder == holder)
+            .values(holder=None, locked_until=None).execution_options(synchronize_session=False)
+        )
+
+
+def _start_run(name, holder, outcome):
+    """Record a run (RUNNING, or SKIPPED and already finished); returns its id."""
+    with unit_of_work():
+        now = utcnow()
+        if outcome == JobOutcome.RUNNING:  # we hold the lease: a run still "running" died with its scheduler
+            db.session.execute(
+                update(JobRun).where(JobRun.name == name, JobRun.outcome == JobOutcome.RUNNING)
+                .values(outcome=JobOutcome.FAILED, finished_at=now, error=ABANDONED)
+                .execution_options(synchronize_session=False)
+            )
+        run = JobRun(name=name, started_at=now, outcome=outcome, counts={}, host=holder,
+                     finished_at=now if outcome == JobOutcome.SKIPPED else None)
+        db.session.add(run)
+        db.session.flush()
+        return run.id
+
+
+def _finish_run(run_id, outcome, counts=None, error=None):
+    with unit_of_work():
+        db.session.execute(
+            update(JobRun).where(JobRun.id == run_id)
+            .values(finished_at=utcnow(), outcome=outcome, counts=counts or {}, error=error)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def run_job(name, *, holder=None, lease=LEASE):
+    """Run job ``name`` now unless another scheduler holds its lease, and record the run.
+
+    Returns the job's counts, or None when skipped; a failure is recorded, then raised.
+    """
+    holder = holder or new_holder()
     try:
-        return function()
+        if not acquire_lease(name, holder, lease):
+            _start_run(name, holder, JobOutcome.SKIPPED)
+            log.info("job %s skipped: another scheduler holds its lease", name)
+            return None
+        try:
+            run_id = _start_run(name, holder, JobOutcome.RUNNING)
+            try:
+                counts = dict(job_function(name)() or {})
+            except BaseException as error:
+                db.session.rollback()  # whatever the job left unfinished in the session
+                message = traceback.format_exception_only(error)[-1].strip()[:2000]
+                _finish_run(run_id, JobOutcome.FAILED, error=message)
+                log.exception("job %s failed", name)
+                raise
+            _finish_run(run_id, JobOutcome.SUCCESS, counts)
+            log.info("job %s: %s", name, counts)
+            return counts
+        finally:
+            release_lease(name, holder)
     finally:
         db.session.remove()
 
@@ -53,27 +187,54 @@ scheduler_cli = AppGroup("scheduler", help="Scheduled jobs.")
 def run():
     """Run the scheduled jobs in the foreground until stopped (Ctrl+C)."""
     app = current_app._get_current_object()
-    scheduler = BlockingScheduler(timezone="Asia/Jakarta")
+    scheduler = BlockingScheduler(timezone=WIB, job_defaults={
+        "coalesce": True, "max_instances": 1, "misfire_grace_time": None})  # late is better than never
 
     def wrap(name):
         def job():
             with app.app_context():
-                counts = run_job(name)
-                log.info("job %s: %s", name, counts)
+                try:
+                    run_job(name)
+                except Exception:  # recorded and logged by run_job; the scheduler carries on
+                    pass
 
         return job
 
-    for name, (_, trigger) in JOBS.items():
-        scheduler.add_job(wrap(name), trigger, id=name, max_instances=1, coalesce=True)
-    click.echo(f"Scheduler running jobs: {', '.join(JOBS)} (Ctrl+C to stop)")
+    click.echo("Scheduler running (Ctrl+C to stop):")
+    for name, (_path, trigger) in JOBS.items():
+        scheduler.add_job(wrap(name), trigger, id=name)
+        click.echo(f"  {name:<20} {describe_schedule(trigger)}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a service stop, like Ctrl+C: let running jobs end
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
-        pass
+        scheduler.shutdown(wait=True)  # running jobs finish and give their leases back
 
 
 @scheduler_cli.command("run-once")
-@click.argument("name", type=click.Choice(sorted(JOBS)))
+@click.argument("name")
 def run_once(name):
-    """Run one job now and print what it did."""
-    click.echo(f"{name}: {run_job(name)}")
+    """Run job NAME now (one of those ``flask scheduler run`` lists) and print what it did."""
+    if name not in JOBS:  # checked here, not by click.Choice: JOBS is read when the command runs
+        raise click.BadParameter(f"unknown job; one of: {', '.join(JOBS)}", param_hint="NAME")
+    try:
+        counts = run_job(name)
+    except Exception as error:
+        raise click.ClickException(f"{name}: failed: {traceback.format_exception_only(error)[-1].strip()}") from None
+    if counts is None:
+        click.echo(f"{name}: skipped: another scheduler is running it")
+    else:
+        click.echo(f"{name}: success: {_counts_text(counts)}")
+
+
+@scheduler_cli.command("runs")
+@click.option("--limit", default=20, show_default=True, help="How many of the latest runs.")
+def runs(limit):
+    """List the latest job runs, newest first."""
+    for run in db.session.execute(select(JobRun).order_by(JobRun.id.desc()).limit(limit)).scalars():
+        click.echo("\t".join((run.name, format_wib(run.started_at, with_seconds=True), format_duration(run),
+                              run.outcome.value, _counts_text(run.counts), run.error or "")).rstrip())
+
+
+def _counts_text(counts):
+    return ", ".join(f"{key}: {value}" for key, value in counts.items()) or "-"

@@ -1,0 +1,47 @@
+"""The scheduled jobs page: each job's schedule, last run and lease, and the run history."""
+
+from flask import render_template, request
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select
+from wtforms import SelectField
+
+from scm.auth.decorators import roles_required
+from scm.auth.models import Role
+from scm.core import bp
+from scm.core.database import utcnow
+from scm.core.models import JobLock, JobOutcome, JobRun
+from scm.core.tasks import JOBS, describe_schedule, format_duration
+from scm.core.views import paginate
+from scm.extensions import db
+
+
+class JobRunFilterForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET filter changes nothing
+
+    job = SelectField(_l("Job"), default="")  # choices: the registered jobs, set per request
+    outcome = SelectField(_l("Outcome"), default="",
+                          choices=[("", _l("All outcomes"))] + [(o.value, o.label) for o in JobOutcome])
+
+
+@bp.route("/admin/jobs")
+@roles_required(Role.DIST_ADMIN)
+def job_runs():
+    """Scheduled jobs: schedule, last run (skipped ones aside), lease, and a filterable history."""
+    latest_ids = select(func.max(JobRun.id)).where(JobRun.outcome != JobOutcome.SKIPPED).group_by(JobRun.name)
+    latest = {run.name: run for run in db.session.execute(select(JobRun).where(JobRun.id.in_(latest_ids))).scalars()}
+    leases = {lock.name: lock for lock in db.session.execute(select(JobLock)).scalars()}
+    jobs = [{"name": name, "schedule": describe_schedule(trigger), "run": latest.get(name), "lease": leases.get(name)}
+            for name, (_path, trigger) in JOBS.items()]
+
+    form = JobRunFilterForm(request.args)
+    form.job.choices = [("", _l("All jobs"))] + [(name, name) for name in JOBS]
+    stmt = select(JobRun).order_by(JobRun.id.desc())
+    if form.validate():
+        if form.job.data:
+            stmt = stmt.where(JobRun.name == form.job.data)
+        if form.outcome.data:
+            stmt = stmt.where(JobRun.outcome == JobOutcome(form.outcome.data))
+    return render_template("core/job_runs.html", jobs=jobs, form=form, page=paginate(stmt), now=utcnow(),
+                           duration=format_duration)
