@@ -5,11 +5,12 @@ language. WeasyPrint loads nothing but the app's own static files (``StaticFiles
 """
 
 import io
-import logging
 import mimetypes
+import tempfile
 import threading
 import zipfile
 from datetime import date
+from itertools import chain, islice
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -18,8 +19,7 @@ from flask import current_app, render_template
 from flask_babel import force_locale
 from num2words import num2words
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
+from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
@@ -27,7 +27,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse, path2url
 
 from scm.billing.models import LineKind, MinimumPolicy
 from scm.core.formatting import WIB, format_day, format_number, format_rupiah
-from scm.quota.exports import FORMULA_STARTS, text_cell
+from scm.quota.exports import text_cell
 from scm.registration.validators import format_npwp
 
 STYLESHEET = "css/invoice-pdf.css"
@@ -36,7 +36,6 @@ POLICY_LABELS = {
     MinimumPolicy.REPORT: "Kekurangan hanya dilaporkan",
     MinimumPolicy.TRUE_UP: "Kekurangan ditagihkan (true-up)",
 }
-logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)  # an INFO line per step and page
 
 # ----------------------------------------------------------------------------------- words
 
@@ -85,6 +84,7 @@ class StaticFilesOnly(URLFetcher):
         return path
 
     def fetch(self, url, headers=None):
+        """The file's bytes; any other URL raises ValueError (WeasyPrint logs it and skips the resource)."""
         path = self.path_for(url)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return URLFetcherResponse(path2url(str(path)), path.read_bytes(), {"Content-Type": content_type})
@@ -105,12 +105,22 @@ def _pdf_setup():
 
 
 def _render_html(template: str, doc, invoice) -> str:
-    """The Indonesian HTML of one billing document."""
+    """A printed billing document's HTML, in Indonesian whatever the user's language."""
     with force_locale("id"):
         return render_template(
             template, doc=doc, invoice=invoice, npwp=format_npwp, day=format_day, month=month_label,
             rupiah=format_rupiah, number=format_number, words=terbilang, describe=line_description,
             policy=lambda value: POLICY_LABELS[MinimumPolicy(value)])
+
+
+def invoice_html(invoice) -> str:
+    """The invoice as printed, in HTML (Indonesian); the stylesheet is applied by the renderer."""
+    return _render_html("billing/pdf/invoice.html", invoice, invoice)
+
+
+def credit_note_html(credit_note) -> str:
+    """The credit note as printed, in HTML (Indonesian)."""
+    return _render_html("billing/pdf/credit_note.html", credit_note, credit_note.invoice)
 
 
 def _layout(html: str):
@@ -120,13 +130,14 @@ def _layout(html: str):
         stylesheets=[stylesheet], font_config=font_config)
 
 
-def _invoice_document(invoice):
-    return _layout(_render_html("billing/pdf/invoice.html", invoice, invoice))
+def html_to_pdf(html: str) -> bytes:
+    """Print HTML with the billing stylesheet and fonts (A4); nothing but static files is loaded."""
+    return _layout(html).write_pdf()
 
 
 def render_invoice_pdf(invoice) -> bytes:
     """The printable invoice (A4, Indonesian) as PDF bytes."""
-    return _invoice_document(invoice).write_pdf()
+    return html_to_pdf(invoice_html(invoice))
 
 
 def render_invoice_pdfs(invoices) -> list[bytes]:
@@ -136,12 +147,12 @@ def render_invoice_pdfs(invoices) -> list[bytes]:
 
 def render_credit_note_pdf(credit_note) -> bytes:
     """The printable credit note (NOTA KREDIT) as PDF bytes."""
-    return _layout(_render_html("billing/pdf/credit_note.html", credit_note, credit_note.invoice)).write_pdf()
+    return html_to_pdf(credit_note_html(credit_note))
 
 
 def render_invoices_pdf(invoices) -> bytes:
     """One PDF of many invoices, each starting on a new page with its own page numbers."""
-    documents = [_invoice_document(invoice) for invoice in invoices]
+    documents = [_layout(invoice_html(invoice)) for invoice in invoices]
     if not documents:
         raise ValueError("no invoices to print")
     return documents[0].copy([page for document in documents for page in document.pages]).write_pdf()
@@ -165,3 +176,199 @@ def invoices_zip(invoices) -> bytes:
         for invoice, pdf in zip(invoices, render_invoice_pdfs(invoices), strict=True):
             archive.writestr(invoice_file_name(invoice), pdf)
     return buffer.getvalue()
+
+
+# ------------------------------------------------------------------------------------ XLSX
+
+RUPIAH = '"Rp"#,##0'
+FORMATS = {"text": None, "count": "#,##0", "money": RUPIAH, "date": "dd/mm/yyyy", "datetime": "dd/mm/yyyy hh:mm:ss"}
+BOLD, TITLE = Font(bold=True), Font(bold=True, size=13)
+WRAP = Alignment(wrap_text=True, vertical="top")
+SUMMARY_COLUMNS = (  # (header, width, kind), in the order of SUMMARY_KEYS
+    ("Kode WAPU", 12, "text"), ("Nama WAPU", 36, "text"), ("NPWP", 22, "text"), ("Terpakai", 11, "count"),
+    ("Minimum", 11, "count"), ("Kekurangan", 12, "count"), ("Jumlah tagihan", 17, "money"),
+    ("Nomor faktur", 26, "text"), ("Status", 16, "text"), ("Jatuh tempo", 12, "date"))
+SUMMARY_KEYS = ("wapu_code", "wapu_name", "npwp", "used", "minimum", "shortfall", "amount", "invoice_number",
+                "status", "due_date")
+SHORTFALL_COLUMNS = (("Kode WAPU", 12, "text"), ("Nama WAPU", 36, "text"), ("NPWP", 22, "text"),
+                     ("Minimum", 11, "count"), ("Terpakai", 11, "count"), ("Kekurangan", 12, "count"))
+SHORTFALL_KEYS = ("wapu_code", "wapu_name", "npwp", "minimum", "used", "shortfall")
+STAMP_COLUMNS = (("Kode WAPU", 12, "text"), ("Nomor seri", 26, "text"), ("Waktu pembubuhan (WIB)", 21, "datetime"),
+                 ("Jenis dokumen", 22, "text"), ("Nomor dokumen", 26, "text"), ("Sumber", 10, "text"))
+EXCEL_MAX_ROWS = 1_048_576
+
+
+def _styled(sheet, value=None, kind="text", font=None):
+    """A write-only cell for ``value`` with the number format of ``kind``; user text never a formula."""
+    cell = text_cell(sheet, value)
+    if FORMATS[kind]:
+        cell.number_format = FORMATS[kind]
+    if font is not None:
+        cell.font = font
+    if isinstance(value, str) and "\n" in value:
+        cell.alignment = WRAP
+    return cell
+
+
+def _write_table(sheet, columns, rows, title=None) -> int:
+    """Stream a table: optional title row, bold frozen header, auto-filter; returns the data row count.
+
+    Plain values go straight to ``append`` (the bare write-only speed); formatted columns reuse one
+    styled cell each, refilled per row (a write-only sheet serialises a row as it is appended); text
+    starting with "=" becomes a text cell, never a formula.
+    """
+    header_row = 2 if title else 1
+    for index, (_, width, _) in enumerate(columns, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    sheet.freeze_panes = f"A{header_row + 1}"
+    if title:
+        sheet.append([_styled(sheet, title, font=TITLE)])
+    sheet.append([_styled(sheet, header, font=BOLD) for header, _, _ in columns])
+    styled = [(index, _styled(sheet, kind=kind)) for index, (_, _, kind) in enumerate(columns) if FORMATS[kind]]
+    plain = [index for index, (_, _, kind) in enumerate(columns) if not FORMATS[kind]]
+    count = 0
+    for values in rows:
+        row = list(values)
+        for index, cell in styled:
+            cell.value = row[index]
+            if cell.data_type == "f":
+                cell.data_type = "s"
+            row[index] = cell
+        for index in plain:
+            if isinstance(row[index], str) and row[index].startswith("="):
+                row[index] = text_cell(sheet, row[index])
+        sheet.append(row)
+        count += 1
+    sheet.auto_filter.ref = f"A{header_row}:{get_column_letter(len(columns))}{header_row + count}"
+    return count
+
+
+def _stamp_values(row):
+    """A stamp tuple as written: the UTC stamping time becomes a naive WIB datetime."""
+    wapu_code, serial, stamped_at, document_type, document_number, source = row
+    return (wapu_code, serial, stamped_at.astimezone(WIB).replace(tzinfo=None), document_type, document_number,
+            source)
+
+
+def _stamp_sheets(workbook, stamp_rows, max_rows):
+    """Rincian, Rincian 2, ...: every stamp in order, a new sheet (header repeated) when one is full."""
+    rows = iter(stamp_rows)
+    number, end = 1, object()
+    while True:
+        first = next(rows, end)
+        if first is end and number > 1:
+            return
+        sheet = workbook.create_sheet("Rincian" if number == 1 else f"Rincian {number}")
+        chunk = chain(() if first is end else (first,), islice(rows, max_rows - 2))
+        _write_table(sheet, STAMP_COLUMNS, map(_stamp_values, chunk))
+        number += 1
+
+
+def _summary_values(row):
+    """A summary dict as the Ringkasan row it becomes (NPWP formatted)."""
+    values = [row[key] for key in SUMMARY_KEYS]
+    values[2] = format_npwp(values[2])
+    return values
+
+
+def _saved(workbook) -> bytes:
+    """The workbook's bytes, saved through a temporary file (one copy in memory, not two)."""
+    with tempfile.TemporaryFile() as file:
+        workbook.save(file)
+        file.seek(0)
+        return file.read()
+
+
+def _month_workbook(period, summary_rows, stamp_rows, max_rows_per_sheet):
+    """The month's write-only workbook, its rows already streamed to temporary files."""
+    if not 2 <= max_rows_per_sheet <= EXCEL_MAX_ROWS:
+        raise ValueError(f"max_rows_per_sheet must be between 2 and {EXCEL_MAX_ROWS}")
+    workbook = Workbook(write_only=True)
+    workbook.properties.title = f"Pemakaian e-Meterai {month_label(period)}"
+    _write_table(workbook.create_sheet("Ringkasan"), SUMMARY_COLUMNS, map(_summary_values, summary_rows),
+                 title=f"Ringkasan pemakaian dan tagihan e-Meterai — {month_label(period)}")
+    _stamp_sheets(workbook, stamp_rows, max_rows_per_sheet)
+    return workbook
+
+
+def build_month_workbook(period: date, summary_rows, stamp_rows, max_rows_per_sheet=EXCEL_MAX_ROWS) -> bytes:
+    """The month's workbook: Ringkasan (one row per WAPU) and Rincian sheets of every stamp."""
+    return _saved(_month_workbook(period, summary_rows, stamp_rows, max_rows_per_sheet))
+
+
+def write_month_workbook(target, period: date, summary_rows, stamp_rows, max_rows_per_sheet=EXCEL_MAX_ROWS):
+    """The same workbook written to ``target`` (a path or binary file): memory stays flat at any size."""
+    _month_workbook(period, summary_rows, stamp_rows, max_rows_per_sheet).save(target)
+
+
+def build_shortfall_xlsx(period: date, rows) -> bytes:
+    """The month-end report of WAPUs below their minimum."""
+    workbook = Workbook(write_only=True)
+    values = ([row[key] if key != "npwp" else format_npwp(row[key]) for key in SHORTFALL_KEYS] for row in rows)
+    _write_table(workbook.create_sheet("Kekurangan"), SHORTFALL_COLUMNS, values,
+                 title=f"Kekurangan pemakaian minimum — {month_label(period)}")
+    return _saved(workbook)
+
+
+def _invoice_header_rows(invoice):
+    """(label, value, kind) rows of the header block of the invoice sheet."""
+    return (
+        ("Nomor faktur", invoice.number or "DRAF — belum diterbitkan", "text"),
+        ("Tanggal terbit", invoice.issue_date, "date"),
+        ("Periode tagihan", month_label(invoice.period), "text"),
+        ("Jatuh tempo", invoice.due_date, "date"),
+        ("Nomor kontrak", invoice.contract_number, "text"),
+        (None, None, "text"),
+        ("Penjual", invoice.seller_name, "text"),
+        ("Alamat penjual", invoice.seller_address, "text"),
+        ("NPWP penjual", format_npwp(invoice.seller_npwp), "text"),
+        ("Pembeli (WAPU)", invoice.buyer_name, "text"),
+        ("Alamat pembeli", invoice.buyer_address, "text"),
+        ("NPWP pembeli", format_npwp(invoice.buyer_npwp), "text"),
+    )
+
+
+def _invoice_footer_rows(invoice):
+    """(label, value, kind) rows under the lines: totals, terbilang, minimum use, payment."""
+    rows = [("Subtotal", invoice.subtotal, "money")]
+    if invoice.ppn_base or invoice.ppn_amount:
+        rows.append((f"PPN {invoice.ppn_rate}% atas biaya layanan (DPP {format_rupiah(invoice.ppn_base)}) — "
+                     "dipungut sendiri oleh WAPU, tidak termasuk total", invoice.ppn_amount, "money"))
+    return rows + [
+        ("Total tagihan", invoice.total_due, "money"),
+        ("Terbilang", terbilang(invoice.total_due), "text"),
+        (None, None, "text"),
+        ("Terpakai", invoice.used, "count"),
+        ("Minimum bulanan", invoice.minimum, "count"),
+        ("Kekurangan", invoice.shortfall, "count"),
+        ("Ketentuan kontrak", POLICY_LABELS[MinimumPolicy(invoice.minimum_policy)], "text"),
+        (None, None, "text"),
+        ("Bank", invoice.bank_name, "text"),
+        ("Nomor rekening", invoice.bank_account_number, "text"),
+        ("Atas nama", invoice.bank_account_name, "text"),
+        ("Berita transfer", "Cantumkan nomor faktur pada berita transfer", "text"),
+    ]
+
+
+def build_invoice_xlsx(invoice) -> bytes:
+    """One sheet for the WAPU's finance staff: header block, lines, totals, terbilang, payment."""
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Faktur")
+    for letter, width in zip("ABCDE", (24, 52, 12, 16, 18), strict=True):
+        sheet.column_dimensions[letter].width = width
+    with force_locale("id"):
+        sheet.append([_styled(sheet, "FAKTUR TAGIHAN / INVOICE", font=TITLE)])
+        for label, value, kind in _invoice_header_rows(invoice):
+            sheet.append([_styled(sheet, label, font=BOLD), _styled(sheet, value, kind)])
+        sheet.append([])
+        sheet.append([_styled(sheet, header, font=BOLD)
+                      for header in ("No.", "Uraian", "Kuantitas", "Harga satuan", "Jumlah")])
+        for index, line in enumerate(invoice.lines, start=1):
+            sheet.append([_styled(sheet, index), _styled(sheet, line_description(line)),
+                          _styled(sheet, line.quantity, "count"), _styled(sheet, line.unit_price, "money"),
+                          _styled(sheet, line.amount, "money")])
+        sheet.append([])
+        for label, value, kind in _invoice_footer_rows(invoice):
+            bold = BOLD if label == "Total tagihan" else None
+            sheet.append([_styled(sheet, label, font=BOLD), _styled(sheet, value, kind, font=bold)])
+    return _saved(workbook)
