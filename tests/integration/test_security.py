@@ -111,6 +111,8 @@ def _role_routes(app):
         if roles is None:
             continue
         values = {arg: 1 for arg in rule.arguments if arg.endswith("_id")}
+        if "month" in rule.arguments:
+            values["month"] = "2026-10"
         converter = rule._converters.get("action")
         if converter is not None:
             values["action"] = sorted(converter.items)[0]
