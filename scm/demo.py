@@ -9,7 +9,9 @@ from stdnum import luhn
 
 from scm.auth.models import Role, User
 from scm.auth.services import create_user, set_password
+from scm.billing.usage import add_months, month_key
 from scm.core.database import unit_of_work
+from scm.core.formatting import today_wib
 from scm.core.uploads import Upload
 from scm.extensions import db
 from scm.registration import services as registration
@@ -69,6 +71,11 @@ def minimal_pdf(text: str = "Kontrak") -> bytes:
     return bytes(out)
 
 
+def contract_period(today: date) -> tuple[date, date]:
+    """Demo contracts run from January of the first billed month's year to the end of next year."""
+    return date(add_months(today.replace(day=1), -6).year, 1, 1), date(today.year + 1, 12, 31)
+
+
 def registration_input(name, address, npwp, nib, domain, lat=None, lon=None, phone_seed=1):
     contacts = {
         kind: registration.ContactInput(
@@ -80,9 +87,10 @@ def registration_input(name, address, npwp, nib, domain, lat=None, lon=None, pho
             [(ContactKind.SPV, "Andi"), (ContactKind.FIN, "Rina"), (ContactKind.STAFF, "Joko")], start=1
         )
     }
+    start, end = contract_period(today_wib())
     return registration.RegistrationInput(
         name=name, address=address, latitude=lat, longitude=lon, npwp=npwp, nib=nib, contacts=contacts,
-        contract_number=f"KTR/{nib[-4:]}/2026", contract_start=date(2026, 1, 1), contract_end=date(2027, 12, 31),
+        contract_number=f"KTR/{nib[-4:]}/{start.year}", contract_start=start, contract_end=end,
     )
 
 
@@ -95,13 +103,22 @@ def load():
     if db.session.execute(select(User).where(User.email == DISTRIBUTOR_USERS[0][0])).scalar():
         click.echo("Demo data is already loaded.")
     else:
-        load_demo()
+        billing = load_demo()
         click.echo("Demo data loaded.")
+        stamped = f"{billing['stamps']:,}".replace(",", ".")
+        click.echo(f"Billing {month_key(billing['first'])} to {month_key(billing['last'])}: "
+                   f"{billing['invoices']} invoices ({billing['partly_paid']} partly paid, "
+                   f"{billing['overdue']} overdue); {stamped} e-Meterai stamped.")
     print_logins()
 
 
 def load_demo():
-    """Everything in one transaction: a failure leaves no half-loaded demo behind."""
+    """Everything in one transaction: a failure leaves no half-loaded demo behind.
+
+    Returns the summary of the billing history (``scm/demo_billing.py``).
+    """
+    from scm.demo_billing import load_billing_demo
+
     with unit_of_work():
         for email, name, role in DISTRIBUTOR_USERS:
             user, _ = create_user(None, email=email, name=name, role=role, password=DEMO_PASSWORD)
@@ -113,6 +130,7 @@ def load_demo():
             for credential in registration.approve_registration(reg, reviewer):
                 user = db.session.execute(select(User).where(User.email == credential.email)).scalar_one()
                 set_password(user, DEMO_PASSWORD, must_change=False)
+        billing = load_billing_demo()  # before today's orders, so the ledger reads in time order
         for seed, (name, address, (base, branch), nib, domain) in enumerate(PENDING, start=10):
             data = registration_input(name, address, demo_npwp(base, branch), nib, domain, phone_seed=seed)
             registration.submit_registration(data, _contract(name))
@@ -123,6 +141,7 @@ def load_demo():
         registration.send_back_registration(
             reg, reviewer, "Nomor kontrak tidak sama dengan dokumen kontrak yang diunggah. Mohon perbaiki."
         )
+    return billing
 
 
 # Per WAPU: (quantity, how far the order goes, purpose). Covers every PR and PO state.

@@ -36,14 +36,22 @@ def test_create_admin_generates_a_one_time_password_and_refuses_bad_input(app):
     assert bad.exit_code != 0 and "alamat email yang valid" in bad.output
 
 
+def _demo_counts():
+    from scm.billing.models import CreditNote, Invoice, Payment
+    from scm.quota.models import QuotaEntry, Stamp
+
+    return tuple(db.session.execute(select(func.count()).select_from(model)).scalar()
+                 for model in (User, Registration, Invoice, Payment, CreditNote, Stamp, QuotaEntry))
+
+
 def test_demo_load_is_idempotent_and_wapu_list_prints_it(app):
     runner = app.test_cli_runner()
     first = runner.invoke(args=["demo", "load"])
     assert first.exit_code == 0, first.output
     assert "admin@distributor.example.com" in first.output and "Meterai-Demo-2026" in first.output
+    assert "18 invoices" in first.output
     with app.app_context():
-        counts = (db.session.execute(select(func.count()).select_from(User)).scalar(),
-                  db.session.execute(select(func.count()).select_from(Registration)).scalar())
+        counts = _demo_counts()
         states = db.session.execute(select(Registration.state)).scalars().all()
         assert states.count(RegistrationState.APPROVED) == 3
         assert states.count(RegistrationState.SUBMITTED) == 2
@@ -52,11 +60,62 @@ def test_demo_load_is_idempotent_and_wapu_list_prints_it(app):
     second = runner.invoke(args=["demo", "load"])
     assert second.exit_code == 0 and "already loaded" in second.output
     with app.app_context():
-        assert counts == (db.session.execute(select(func.count()).select_from(User)).scalar(),
-                          db.session.execute(select(func.count()).select_from(Registration)).scalar())
+        assert counts == _demo_counts()
     listing = runner.invoke(args=["wapu", "list"])
     lines = listing.output.strip().splitlines()
     assert len(lines) == 3
     code, name, npwp, status = lines[0].split("\t")
     assert code == "W0001" and status == "active"
     assert len(npwp) == 20 and npwp[2] == "." and npwp[12] == "-"  # 99.999.999.9-999.999
+    verify = runner.invoke(args=["quota", "verify"])
+    assert verify.exit_code == 0 and "OK" in verify.output
+    _check_demo_billing(app)
+
+
+def _check_demo_billing(app):
+    """Six billed months per WAPU up to last month (one load of the demo is slow enough: shared);
+    older ones paid; last month partly paid, paid or open, and overdue once the 10th has passed;
+    this month W0003 runs below the minimum."""
+    from scm.billing.models import Invoice, InvoiceState, LineKind, MinimumPolicy
+    from scm.billing.usage import add_months, check_month, month_of, usage_by_month
+    from scm.core.formatting import today_wib
+    from scm.quota.services import verify_ledger
+
+    today = today_wib()
+    last = add_months(month_of(today), -1)
+    months = [add_months(last, -n) for n in range(5, -1, -1)]
+    with app.app_context():
+        assert verify_ledger() == []
+        invoices = db.session.execute(select(Invoice).join(Wapu).order_by(Invoice.period, Wapu.code)).scalars().all()
+        assert [(i.wapu.code, i.period) for i in invoices] == [
+            (code, month) for month in months for code in ("W0001", "W0002", "W0003")]
+        numbers = [i.number for i in invoices]
+        assert None not in numbers and len(set(numbers)) == 18
+        used = usage_by_month(months[0], last)
+        for invoice in invoices:
+            assert invoice.issue_date.day <= 4 and invoice.issue_date >= add_months(invoice.period, 1)
+            assert invoice.used == used[invoice.wapu_id, invoice.period] - (
+                12 if invoice.wapu.code == "W0002" and invoice.period == months[-2] else 0)
+            assert invoice.total_due == sum(line.amount for line in invoice.lines)
+            if invoice.period < last:
+                assert invoice.state == InvoiceState.PAID and invoice.balance == 0
+                assert all(p.paid_on <= invoice.due_date and p.paid_on.weekday() < 5 for p in invoice.payments)
+        w3 = [i for i in invoices if i.wapu.code == "W0003"]
+        assert all(i.minimum_policy == MinimumPolicy.TRUE_UP and 0 < i.used < 1000 for i in w3)
+        assert all(i.total_due == 1000 * i.unit_price for i in w3)  # usage + true-up = the minimum
+        assert all(LineKind.TRUE_UP in [line.kind for line in i.lines] for i in w3)
+        credited = [i for i in invoices if i.credited_amount]
+        assert [(i.wapu.code, i.period, i.credited_amount) for i in credited] == [("W0002", months[2], 250_000)]
+        assert credited[0].credit_notes[0].reason == "Koreksi 25 e-Meterai gagal dibubuhkan"
+
+        w1, w2, w3 = (i for i in invoices if i.period == last)
+        assert w1.paid_amount == w1.total_due * 40 // 100
+        assert w1.state == (InvoiceState.PARTIALLY_PAID if today <= w1.due_date else InvoiceState.OVERDUE)
+        assert w3.paid_amount == 0
+        assert w3.state == (InvoiceState.OVERDUE if today.day > 10 else InvoiceState.ISSUED)
+        assert w2.state in (InvoiceState.PAID, InvoiceState.ISSUED)
+        assert [(line.kind, line.usage_month, line.quantity) for line in w2.lines if line.kind == LineKind.LATE_USAGE] \
+            == [(LineKind.LATE_USAGE, months[-2], 12)]
+
+        running = {check.wapu.code: check for check in check_month(month_of(today), today)}
+        assert running["W0003"].below and running["W0003"].minimum == 1000
