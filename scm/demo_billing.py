@@ -9,9 +9,10 @@ months are billed and the older ones paid; last month's invoices are partly paid
 28th), paid a few days before the 10th (W0002, open until then) and unpaid (W0003, overdue after
 the 10th); this month W0003's pace stays below the minimum.
 
-It runs inside the demo's single transaction. Notifications and their mail, which the services
-stamp with the clock, are dated back to the moment they happened; those of past months count as
-read and sent. Audit rows, billing runs and ``issued_at`` keep the real time they were written.
+It runs inside the demo's single transaction. Notifications and their mail and billing runs, which
+the services stamp with the clock, are dated back to the moment they happened; notifications and
+mail of past months count as read and sent. Audit rows, payments' and credit notes' ``created_at``
+and invoices' ``issued_at`` (immutable once issued) keep the real time they were written.
 """
 
 import calendar
@@ -26,7 +27,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from scm.auth.models import User
-from scm.billing.models import Invoice, InvoiceState
+from scm.billing.models import BillingRun, Invoice, InvoiceState
 from scm.billing.payments import issue_credit_note, mark_overdue, record_payment
 from scm.billing.services import (
     DEFAULT_CREDIT_NOTE_FORMAT,
@@ -343,8 +344,8 @@ def _record_payment(invoice_id, actor, paid_on, share, reference):
 # --- the clock ------------------------------------------------------------------------------------
 
 class _Clock:
-    """Dates what the services wrote with the clock (notifications and their mail) to the moment
-    they happened; before this month they have been read and sent."""
+    """Dates what the services wrote with the clock (notifications and their mail, billing runs)
+    to the moment they happened; notifications and mail before this month were read and sent."""
 
     def __init__(self, now, this_month):
         self.now = now
@@ -354,7 +355,7 @@ class _Clock:
     @staticmethod
     def _last():
         return db.session.execute(select(*(select(func.coalesce(func.max(model.id), 0)).scalar_subquery()
-                                           for model in (Notification, OutboxEmail)))).one()
+                                           for model in (Notification, OutboxEmail, BillingRun)))).one()
 
     def at(self, day, at):
         """The UTC moment of ``at`` WIB on ``day``, or now if that is still to come."""
@@ -366,10 +367,11 @@ class _Clock:
         past = moment < self.history_before
         later = min(moment + timedelta(hours=2), self.now)
         last = self._last()
-        for model, seen, now, values in zip((Notification, OutboxEmail), self.seen, last, (
+        for model, seen, now, values in zip((Notification, OutboxEmail, BillingRun), self.seen, last, (
             {"created_at": moment, **({"read_at": later} if past else {})},
             {"created_at": moment, "next_attempt_at": moment,
              **({"state": OutboxState.SENT, "sent_at": moment, "attempts": 1} if past else {})},
+            {"started_at": moment, "finished_at": moment},
         ), strict=True):
             if now > seen:
                 db.session.execute(update(model).where(model.id > seen).values(**values)
