@@ -44,7 +44,7 @@ from scm.billing.usage import (
 )
 from scm.core.database import next_number, utcnow
 from scm.core.errors import ServiceError
-from scm.core.formatting import format_day, format_rupiah, today_wib
+from scm.core.formatting import format_day, format_month, format_rupiah, today_wib
 from scm.core.services import notify, record_audit, register_notification
 from scm.extensions import db
 from scm.registration.models import Contract, Wapu, WapuStatus
@@ -293,7 +293,7 @@ def run_billing(period: date, *, actor=None, source="web", today=None, progress=
     today = today or today_wib()
     if period >= month_of(today):
         raise ServiceError(_("%(month)s has not ended yet: it can be billed from the 1st of the next month.",
-                             month=month_key(period)), field="month", code="month_not_ended")
+                             month=format_month(period)), field="month", code="month_not_ended")
     used, late = usage_by_wapu(period), late_usage(period)
     wanted = set(used) | set(late)
     wapus = db.session.execute(

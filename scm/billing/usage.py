@@ -6,7 +6,7 @@ A stamp belongs to the WIB month of its ``stamped_at``: 2026-11-30 23:30 WIB is 
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -184,12 +184,14 @@ class MonthCheck:
 
 
 def check_month(month: date, today: date, *, wapu_id: int | None = None) -> list[MonthCheck]:
-    """Every active WAPU's use against its minimum in ``month``; projected while it runs."""
-    counts = usage_by_wapu(month, wapu_id=wapu_id)
+    """Every active WAPU's use against its minimum in ``month``; while it runs, use up to the end
+    of ``today`` and the projection from it."""
+    running = month_of(today) == month
+    until = datetime.combine(today + timedelta(days=1), time(), WIB).astimezone(timezone.utc) if running else None
+    counts = usage_by_wapu(month, until=until, wapu_id=wapu_id)
     query = select(Wapu).where(Wapu.status == WapuStatus.ACTIVE).order_by(Wapu.code)
     if wapu_id is not None:
         query = query.where(Wapu.id == wapu_id)
-    running = month_of(today) == month
     checks = []
     for wapu in db.session.execute(query).scalars():
         contract = contract_for_month(wapu, month)

@@ -26,7 +26,7 @@ from scm.billing.models import BillingRun, BillingSettings, CreditNote, Invoice,
 from scm.billing.usage import add_months, month_key, month_of, parse_month
 from scm.core.database import unit_of_work
 from scm.core.errors import ServiceError
-from scm.core.formatting import today_wib
+from scm.core.formatting import format_month, today_wib
 from scm.core.views import field_error, paginate
 from scm.extensions import db
 from scm.registration.models import Contract, Wapu
@@ -94,7 +94,7 @@ def run_month(month):
         flash(error.message, "danger")
     else:
         flash(_("Billing for %(month)s: %(created)s new drafts, %(refreshed)s refreshed, %(unchanged)s unchanged.",
-                month=month, created=created, refreshed=refreshed, unchanged=unchanged), "success")
+                month=format_month(period), created=created, refreshed=refreshed, unchanged=unchanged), "success")
     return redirect(url_for("billing.month", month=month))
 
 
@@ -134,7 +134,7 @@ def month_workbook(month):
 def _issued_or_404(period):
     invoices = [invoice for invoice in reports.month_invoices(period) if not invoice.is_draft]
     if not invoices:
-        flash(_("No invoice of %(month)s has been issued yet.", month=month_key(period)), "warning")
+        flash(_("No invoice of %(month)s has been issued yet.", month=format_month(period)), "warning")
     return invoices
 
 

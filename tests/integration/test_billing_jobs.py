@@ -66,3 +66,15 @@ def test_mark_overdue_job_repeats_safely(app, factory):
         assert tasks.mark_overdue_job(today=date(2026, 11, 11)) == {"marked": 0}
         state = db.session.execute(select(Invoice.state)).scalar_one()
         assert state == InvoiceState.OVERDUE
+
+
+def test_the_pace_counts_only_stamps_up_to_the_day_checked(app, factory):
+    from scm.billing.usage import check_month
+
+    wapu = factory.wapu()
+    with app.app_context():
+        insert_stamps(wapu["id"], on(date(2026, 11, 10), 100) + on(date(2026, 11, 20), 700))
+        check = next(c for c in check_month(date(2026, 11, 1), date(2026, 11, 15)) if c.wapu.id == wapu["id"])
+        assert (check.used, check.projected, check.below) == (100, 200, True)
+        check = next(c for c in check_month(date(2026, 11, 1), date(2026, 11, 20)) if c.wapu.id == wapu["id"])
+        assert (check.used, check.projected, check.below) == (800, 1200, False)
