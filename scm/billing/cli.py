@@ -1,5 +1,6 @@
 """``flask billing ...``: run a month's billing, issue its drafts, export it."""
 
+import zipfile
 from pathlib import Path
 
 import click
@@ -65,16 +66,16 @@ def export(month, out):
     out.mkdir(parents=True, exist_ok=True)
     key = month_key(month)
     workbook = out / f"tagihan-{key}.xlsx"
-    workbook.write_bytes(exports.build_month_workbook(month, reports.month_overview(month, today_wib()),
-                                                      reports.stamp_rows(month)))
+    exports.write_month_workbook(workbook, month, reports.month_overview(month, today_wib()), reports.stamp_rows(month))
     click.echo(f"wrote {workbook}")
     invoices = [invoice for invoice in reports.month_invoices(month) if not invoice.is_draft]
     if not invoices:
         click.echo(f"No invoice of {key} has been issued yet: no PDFs written.")
         return
-    for invoice, pdf in zip(invoices, exports.render_invoice_pdfs(invoices), strict=True):
-        (out / exports.invoice_file_name(invoice)).write_bytes(pdf)
-    click.echo(f"wrote {len(invoices)} invoice PDF(s)")
     archive = out / f"faktur-{key}.zip"
-    archive.write_bytes(exports.invoices_zip(invoices))
-    click.echo(f"wrote {archive}")
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for invoice, pdf in zip(invoices, exports.render_invoice_pdfs(invoices), strict=True):
+            name = exports.invoice_file_name(invoice)
+            (out / name).write_bytes(pdf)
+            bundle.writestr(name, pdf)
+    click.echo(f"wrote {len(invoices)} invoice PDF(s) and {archive}")

@@ -1,6 +1,8 @@
 """Billing pages: the month (run, issue, downloads), invoices, payments, credit notes, reports,
 settings and contract terms. Exports are built by ``scm.billing.exports``; views only send them."""
 
+import os
+import tempfile
 from datetime import date
 from io import BytesIO
 
@@ -126,9 +128,13 @@ def issue_month(month):
 def month_workbook(month):
     """The month's workbook: a summary per WAPU and every stamp."""
     period = _month_or_404(month)
-    data = exports.build_month_workbook(period, reports.month_overview(period, today_wib()),
-                                        reports.stamp_rows(period))
-    return _download(data, f"tagihan-{month}.xlsx", XLSX)
+    handle, path = tempfile.mkstemp(suffix=".xlsx")  # a million rows: stream to disk, not to memory
+    os.close(handle)
+    exports.write_month_workbook(path, period, reports.month_overview(period, today_wib()), reports.stamp_rows(period))
+    response = send_file(path, mimetype=XLSX, as_attachment=True, download_name=f"tagihan-{month}.xlsx")
+    response.headers["Cache-Control"] = "private, no-store"
+    response.call_on_close(lambda: os.unlink(path))
+    return response
 
 
 def _issued_or_404(period):
