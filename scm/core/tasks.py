@@ -35,6 +35,7 @@ from scm.extensions import db
 log = logging.getLogger("scm.scheduler")
 
 LEASE = timedelta(minutes=30)  # longer than any job runs
+SHORT_LEASE = timedelta(minutes=5)  # every-minute jobs: a crashed scheduler blocks them 5 minutes at most
 ABANDONED = "abandoned: its scheduler stopped before the run ended"
 
 
@@ -150,12 +151,19 @@ def _finish_run(run_id, outcome, counts=None, error=None):
         )
 
 
-def run_job(name, *, holder=None, lease=LEASE):
+def lease_for(name) -> timedelta:
+    """Every-minute jobs hold a short lease (they are quick); the others the long one."""
+    trigger = JOBS[name][1]
+    return SHORT_LEASE if isinstance(trigger, IntervalTrigger) and trigger.interval <= timedelta(minutes=1) else LEASE
+
+
+def run_job(name, *, holder=None, lease=None):
     """Run job ``name`` now unless another scheduler holds its lease, and record the run.
 
     Returns the job's counts, or None when skipped; a failure is recorded, then raised.
     """
     holder = holder or new_holder()
+    lease = lease or lease_for(name)
     try:
         if not acquire_lease(name, holder, lease):
             _start_run(name, holder, JobOutcome.SKIPPED)

@@ -317,3 +317,12 @@ def test_the_jobs_page_shows_schedules_last_runs_leases_and_a_filtered_history(a
 @pytest.mark.parametrize("role", [Role.DIST_FIN, Role.DIST_SPV, Role.WAPU_SPV, Role.WAPU_FIN, Role.WAPU_STAFF])
 def test_only_the_distributor_admin_sees_the_jobs_page(login_as, role):
     assert login_as(role).get("/admin/jobs").status_code == 403
+
+
+def test_every_minute_jobs_hold_a_short_lease(app):
+    from datetime import timedelta
+
+    from scm.core.tasks import lease_for
+
+    assert lease_for("send-outbox") == lease_for("expire-reservations") == timedelta(minutes=5)
+    assert lease_for("draft-billing") == lease_for("mark-overdue") == timedelta(minutes=30)
