@@ -170,9 +170,11 @@ def wib_month(column):
     """SQL for the WIB calendar month ('YYYY-MM') of a UTC timestamp column.
 
     Jakarta has been UTC+7 all year since 1964 (no daylight saving), so a fixed offset is exact.
+    SQLite's date functions round to milliseconds (23:59:59.9996 would become the next month), so
+    the fraction is cut off first: the stored text starts with ``YYYY-MM-DD HH:MM:SS``.
     """
     from sqlalchemy import func, literal_column
 
     if is_sqlite():
-        return func.strftime("%Y-%m", column, "+7 hours")
+        return func.strftime("%Y-%m", func.substr(column, 1, 19), "+7 hours")
     return func.to_char(column + literal_column("interval '7 hours'"), "YYYY-MM")

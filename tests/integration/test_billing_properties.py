@@ -48,7 +48,7 @@ from scm.core.models import Counter as NumberCounter
 from scm.extensions import db
 from scm.quota.models import Stamp
 from scm.registration.models import Contract, Wapu, WapuStatus
-from tests.conftest import DB_KIND, insert_stamps
+from tests.conftest import insert_stamps
 
 UTC = timezone.utc
 WIB = ZoneInfo("Asia/Jakarta")
@@ -61,13 +61,6 @@ QUANTITY_KINDS = (LineKind.USAGE, LineKind.LATE_USAGE, LineKind.TRUE_UP)
 SECOND = 1_000_000  # offsets are drawn in microseconds
 HOUR = 3600 * SECOND
 DAY = 24 * HOUR
-# KNOWN BUG, reported to the lead and pinned by the strict xfail test at the end of this file: on
-# SQLite, ``wib_month()`` (behind ``usage_by_month`` and so late usage) rounds ``stamped_at`` to
-# milliseconds, so a stamp in the last half millisecond of a WIB month counts in the next month
-# there, and is billed twice. Until that is fixed, the properties draw SQLite instants in whole
-# milliseconds (still exactly on and either side of every boundary). The fix makes that xfail test
-# pass, which fails it (strict): then delete this flag and ``reportable``.
-SQLITE_ROUNDS_TO_MILLISECONDS = DB_KIND == "sqlite"
 
 BASE = settings(
     deadline=None,
@@ -99,13 +92,6 @@ def wib_month(moment: datetime) -> date:
 def wib_start(month: date) -> datetime:
     """00:00 WIB on the 1st of ``month``, as UTC (17:00 UTC on the last day of the month before)."""
     return datetime(month.year, month.month, 1, tzinfo=WIB).astimezone(UTC)
-
-
-def reportable(moment: datetime) -> datetime:
-    """``moment``, in whole milliseconds while the SQLite bug above stands (else as it is)."""
-    if SQLITE_ROUNDS_TO_MILLISECONDS:
-        return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-    return moment
 
 
 def counts(instants) -> Counter:
@@ -221,7 +207,7 @@ def stamp_batches(draw, months: list[date], upto: int):
     """Per WAPU, a few instants near the WIB start of months[0] … months[upto] (so in months[-1]
     … months[upto]: the months before and up to the one in which this batch is reported)."""
     def instant(j, offset):
-        return reportable(wib_start(plus_months(months[0], j)) + timedelta(microseconds=offset))
+        return wib_start(plus_months(months[0], j)) + timedelta(microseconds=offset)
 
     instants = st.lists(st.builds(instant, st.integers(0, upto), OFFSETS), max_size=5)
     return draw(st.lists(instants, min_size=WAPUS, max_size=WAPUS))
@@ -527,7 +513,7 @@ def near_month_ends():
     month_end_17 = st.integers(0, 47).map(lambda n: plus_months(date(2024, 1, 1), n)).map(
         lambda m: datetime.combine(last_day(m), time(17), UTC))
     offset = st.one_of(st.sampled_from([0, -1, 1, -SECOND, SECOND]), st.integers(-2 * HOUR, 2 * HOUR))
-    return st.builds(lambda base, off: reportable(base + timedelta(microseconds=off)), month_end_17, offset)
+    return st.builds(lambda base, off: base + timedelta(microseconds=off), month_end_17, offset)
 
 
 @SHRINK_TIMEOUT
@@ -686,10 +672,6 @@ def test_the_minimum_and_its_true_up_follow_the_contract_start_and_terms(app, fa
 # --------------------------------------------------------------------------- found by the properties
 
 
-@pytest.mark.xfail(SQLITE_ROUNDS_TO_MILLISECONDS, strict=True, reason=(
-    "SQLite wib_month() (strftime on the julian day) rounds stamped_at to milliseconds: a stamp in the "
-    "last half millisecond of a WIB month counts in the next month in usage_by_month, so late usage bills "
-    "it a second time"))
 def test_a_stamp_in_the_last_half_millisecond_of_a_month_is_billed_once(app, factory):
     jul, aug, sep = date(2026, 7, 1), date(2026, 8, 1), date(2026, 9, 1)
     wapu_id = factory.wapu()["id"]
