@@ -88,7 +88,7 @@ def test_credit_note_through_the_web(app, billed):
 
 
 def test_a_wapu_sees_only_its_own_issued_invoices(app, billed, factory):
-    mine, other = billed["first"], billed["second"]
+    mine = billed["first"]
     email, password = mine["users"]["WAPU_FIN"]
     from tests.conftest import Client
 
