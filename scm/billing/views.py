@@ -137,7 +137,8 @@ def month_workbook(month):
     return response
 
 
-def _issued_or_404(period):
+def _issued_invoices(period):
+    """The month's issued invoices; when there is none, a flash says so (the caller redirects)."""
     invoices = [invoice for invoice in reports.month_invoices(period) if not invoice.is_draft]
     if not invoices:
         flash(_("No invoice of %(month)s has been issued yet.", month=format_month(period)), "warning")
@@ -149,7 +150,7 @@ def _issued_or_404(period):
 def month_zip(month):
     """A ZIP of every issued invoice of the month as PDF."""
     period = _month_or_404(month)
-    invoices = _issued_or_404(period)
+    invoices = _issued_invoices(period)
     if not invoices:
         return redirect(url_for("billing.month", month=month))
     return _download(exports.invoices_zip(invoices), f"faktur-{month}.zip", "application/zip")
@@ -160,7 +161,7 @@ def month_zip(month):
 def month_pdf(month):
     """Every issued invoice of the month in one PDF (one invoice per page)."""
     period = _month_or_404(month)
-    invoices = _issued_or_404(period)
+    invoices = _issued_invoices(period)
     if not invoices:
         return redirect(url_for("billing.month", month=month))
     return _download(exports.render_invoices_pdf(invoices), f"faktur-{month}.pdf", "application/pdf")
