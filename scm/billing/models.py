@@ -307,13 +307,17 @@ class ImmutableInvoiceError(RuntimeError):
     """An attempt to change an issued invoice (use a credit note instead)."""
 
 
+def _state_before_flush(invoice: Invoice) -> InvoiceState:
+    """The invoice's state as the database has it (before this flush's pending change, if any)."""
+    history = inspect(invoice).attrs.state.history
+    return history.deleted[0] if history.deleted else invoice.state
+
+
 @event.listens_for(Session, "before_flush")
 def _guard_issued_invoices(session, _context, _instances):
     for obj in list(session.dirty) + list(session.deleted):
         if isinstance(obj, Invoice):
-            history = inspect(obj).attrs.state.history
-            was = history.deleted[0] if history.deleted else obj.state
-            if was == InvoiceState.DRAFT:
+            if _state_before_flush(obj) == InvoiceState.DRAFT:
                 continue
             if obj in session.deleted:
                 raise ImmutableInvoiceError(f"invoice {obj.number} is issued and cannot be deleted")
@@ -325,5 +329,5 @@ def _guard_issued_invoices(session, _context, _instances):
                 raise ImmutableInvoiceError("lines of an issued invoice cannot change")
     for obj in session.new:
         if isinstance(obj, InvoiceLine) and obj.invoice is not None and not obj.invoice.is_draft:
-            if inspect(obj.invoice).attrs.state.history.deleted not in ([InvoiceState.DRAFT], ):
+            if _state_before_flush(obj.invoice) != InvoiceState.DRAFT:  # not the issue itself
                 raise ImmutableInvoiceError("lines cannot be added to an issued invoice")

@@ -11,9 +11,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
-from scm.auth.models import Role
 from scm.billing.models import OPEN_STATES, CreditNote, Invoice, InvoiceState, Payment
-from scm.billing.services import current_settings, format_document_number
+from scm.billing.services import current_settings, finance_contacts, format_document_number
 from scm.core.database import next_number, utcnow
 from scm.core.errors import ServiceError
 from scm.core.formatting import format_day, format_rupiah, today_wib
@@ -31,10 +30,6 @@ def _reload(invoice_id: int) -> Invoice:
     return db.session.execute(
         select(Invoice).where(Invoice.id == invoice_id).execution_options(populate_existing=True)
     ).scalar_one()
-
-
-def _wapu_finance(invoice: Invoice):
-    return [u for u in invoice.wapu.users if u.role in (Role.WAPU_FIN, Role.WAPU_SPV)]
 
 
 def _not_open_error(invoice: Invoice) -> ServiceError:
@@ -95,7 +90,7 @@ def record_payment(invoice_id: int, actor, *, paid_on: date, amount: int, refere
     db.session.flush()
     record_audit(actor, "invoice.payment_recorded", invoice,
                  f"{invoice.number}: {amount} on {paid_on.isoformat()} ({reference}); balance {invoice.balance}")
-    notify(_wapu_finance(invoice), "payment_recorded", f"/billing/invoices/{invoice.id}",
+    notify(finance_contacts(invoice.wapu), "payment_recorded", f"/billing/invoices/{invoice.id}",
            amount=format_rupiah(amount), number=invoice.number)
     return payment
 
@@ -119,7 +114,7 @@ def issue_credit_note(invoice_id: int, actor, *, amount: int, reason: str, today
     db.session.add(note)
     db.session.flush()
     record_audit(actor, "invoice.credit_note_issued", invoice, f"{note.number} for {invoice.number}: {amount} — {reason}")
-    notify(_wapu_finance(invoice), "credit_note_issued", f"/billing/invoices/{invoice.id}",
+    notify(finance_contacts(invoice.wapu), "credit_note_issued", f"/billing/invoices/{invoice.id}",
            number=note.number, amount=format_rupiah(amount), invoice=invoice.number)
     return note
 
@@ -143,7 +138,7 @@ def mark_overdue(today=None) -> int:
             invoice = _reload(invoice_id)
             record_audit(None, "invoice.overdue", invoice, f"{invoice.number} due {invoice.due_date}",
                          actor_label="scheduler")
-            notify(_wapu_finance(invoice), "invoice_overdue", f"/billing/invoices/{invoice.id}",
+            notify(finance_contacts(invoice.wapu), "invoice_overdue", f"/billing/invoices/{invoice.id}",
                    number=invoice.number, amount=format_rupiah(invoice.balance), due=format_day(invoice.due_date))
     return marked
 

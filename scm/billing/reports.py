@@ -58,18 +58,6 @@ def stamp_rows(period: date, yield_per: int = 5000):
         yield tuple(row)
 
 
-def invoice_stamp_rows(invoice: Invoice):
-    """The stamps of one invoice's WAPU and period (for its XLSX)."""
-    start, end = month_bounds(invoice.period)
-    query = (
-        select(Stamp.serial, Stamp.stamped_at, Stamp.document_type, Stamp.document_number, Stamp.source)
-        .where(Stamp.wapu_id == invoice.wapu_id, Stamp.state == StampState.STAMPED,
-               Stamp.stamped_at >= start, Stamp.stamped_at < end)
-        .order_by(Stamp.stamped_at, Stamp.id)
-    )
-    return db.session.execute(query).all()
-
-
 def months_back(today: date, count: int) -> list[date]:
     """The ``count`` months ending with this one, oldest first."""
     current = month_of(today)

@@ -32,13 +32,11 @@ from scm.billing.pricing import price_invoice
 from scm.billing.usage import (
     add_months,
     contract_for_month,
-    default_terms,
     load_terms,
     minimum_for,
     month_key,
     month_of,
-    terms_for,
-    terms_in,
+    terms_of,
     usage_by_month,
     usage_by_wapu,
 )
@@ -73,6 +71,11 @@ def current_settings() -> BillingSettings:
         invoice_number_format=DEFAULT_INVOICE_FORMAT, credit_note_number_format=DEFAULT_CREDIT_NOTE_FORMAT,
         warning_days="15,25",
     )
+
+
+def finance_contacts(wapu: Wapu):
+    """Who hears about a WAPU's invoices and minimum: its SPV and FIN users."""
+    return [user for user in wapu.users if user.role in (Role.WAPU_SPV, Role.WAPU_FIN)]
 
 
 def format_document_number(pattern: str, day: date, seq: int) -> str:
@@ -223,10 +226,10 @@ class _Inputs:
     def price(self, wapu: Wapu):
         """The pricing of ``wapu``'s invoice for the period, with the contract and terms behind it."""
         contract = contract_for_month(wapu, self.period)
-        terms = terms_in(self.terms.get(contract.id, []), self.period) if contract else default_terms()
+        terms = terms_of(self.terms, contract, self.period)
         minimum = minimum_for(contract, terms, self.period) if wapu.status == WapuStatus.ACTIVE else 0
         used = self.used.get(wapu.id, 0)
-        unit_price = (contract.unit_price if contract and contract.unit_price else None) or self.settings.unit_price
+        unit_price = (contract and contract.unit_price) or self.settings.unit_price
         pricing = price_invoice(
             self.period, usage=used - self.billed.get((wapu.id, self.period), 0), late=self.late.get(wapu.id, []),
             used=used, minimum=minimum, policy=terms.minimum_policy, unit_price=unit_price,
@@ -349,14 +352,13 @@ def _issue_one(invoice_id: int, actor, today: date, seq: int) -> Invoice:
     db.session.flush()
     invoice.number = format_document_number(inputs.settings.invoice_number_format, today, seq)
     invoice.issue_date = today
-    invoice.due_date = _due_date(invoice.period, terms_for(invoice.contract, invoice.period), today)
+    invoice.due_date = _due_date(invoice.period, terms_of(inputs.terms, invoice.contract, invoice.period), today)
     invoice.state = InvoiceState.ISSUED
     invoice.issued_at = utcnow()
     invoice.issued_by_id = actor_id
     db.session.flush()
     record_audit(actor, "invoice.issued", invoice, f"{invoice.number}: {invoice.total_due}")
-    recipients = [u for u in invoice.wapu.users if u.role in (Role.WAPU_FIN, Role.WAPU_SPV)]
-    notify(recipients, "invoice_issued", f"/billing/invoices/{invoice.id}", number=invoice.number,
+    notify(finance_contacts(invoice.wapu), "invoice_issued", f"/billing/invoices/{invoice.id}", number=invoice.number,
            period=month_key(invoice.period), amount=format_rupiah(invoice.total_due), due=format_day(invoice.due_date))
     return invoice
 

@@ -4,10 +4,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from scm.auth.models import Role
 from scm.billing.models import MinimumWarning
 from scm.billing.payments import mark_overdue
-from scm.billing.services import current_settings, run_billing
+from scm.billing.services import current_settings, finance_contacts, run_billing
 from scm.billing.usage import add_months, check_month, month_key, month_of
 from scm.core.database import unit_of_work
 from scm.core.formatting import today_wib
@@ -43,8 +42,7 @@ def send_minimum_warnings(today) -> int:
                                               projected=check.projected, minimum=check.minimum))
         except IntegrityError:  # another scheduler warned it just now
             continue
-        recipients = [u for u in check.wapu.users if u.role in (Role.WAPU_SPV, Role.WAPU_FIN)]
-        notify(recipients, "minimum_warning", "/", month=month_key(check.month), used=check.used,
+        notify(finance_contacts(check.wapu), "minimum_warning", "/", month=month_key(check.month), used=check.used,
                projected=check.projected, minimum=check.minimum)
         sent += 1
     return sent

@@ -25,7 +25,7 @@ from scm.billing.forms import (
     TermsForm,
 )
 from scm.billing.models import BillingRun, BillingSettings, CreditNote, Invoice, InvoiceState
-from scm.billing.usage import add_months, month_key, month_of, parse_month
+from scm.billing.usage import add_months, month_key, month_of, parse_month, terms_for
 from scm.core.database import unit_of_work
 from scm.core.errors import ServiceError
 from scm.core.formatting import format_month, today_wib
@@ -357,7 +357,7 @@ def terms(contract_id):
     """A contract's billing terms: minimum, policy, first month, payment terms — with history."""
     contract = db.get_or_404(Contract, contract_id)
     today = today_wib()
-    current = services.terms_for(contract, month_of(today))
+    current = terms_for(contract, month_of(today))
     form = TermsForm(data=None if request.method == "POST" else dict(
         effective_from=month_of(today), monthly_minimum=current.monthly_minimum,
         minimum_policy=current.minimum_policy.value, first_month=current.first_month.value, due_day=current.due_day))
