@@ -137,34 +137,28 @@ def month_workbook(month):
     return response
 
 
-def _issued_invoices(period):
-    """The month's issued invoices; when there is none, a flash says so (the caller redirects)."""
+def _issued_download(month, build, name, mimetype):
+    """The month's issued invoices through ``build`` as a download; without any, back to the month."""
+    period = _month_or_404(month)
     invoices = [invoice for invoice in reports.month_invoices(period) if not invoice.is_draft]
     if not invoices:
         flash(_("No invoice of %(month)s has been issued yet.", month=format_month(period)), "warning")
-    return invoices
+        return redirect(url_for("billing.month", month=month))
+    return _download(build(invoices), name, mimetype)
 
 
 @bp.route("/billing/months/<month>/invoices.zip")
 @roles_required(*DISTRIBUTOR_ROLES)
 def month_zip(month):
     """A ZIP of every issued invoice of the month as PDF."""
-    period = _month_or_404(month)
-    invoices = _issued_invoices(period)
-    if not invoices:
-        return redirect(url_for("billing.month", month=month))
-    return _download(exports.invoices_zip(invoices), f"faktur-{month}.zip", "application/zip")
+    return _issued_download(month, exports.invoices_zip, f"faktur-{month}.zip", "application/zip")
 
 
 @bp.route("/billing/months/<month>/invoices.pdf")
 @roles_required(*DISTRIBUTOR_ROLES)
 def month_pdf(month):
     """Every issued invoice of the month in one PDF (one invoice per page)."""
-    period = _month_or_404(month)
-    invoices = _issued_invoices(period)
-    if not invoices:
-        return redirect(url_for("billing.month", month=month))
-    return _download(exports.render_invoices_pdf(invoices), f"faktur-{month}.pdf", "application/pdf")
+    return _issued_download(month, exports.render_invoices_pdf, f"faktur-{month}.pdf", "application/pdf")
 
 
 # ----------------------------------------------------------------------------- invoices

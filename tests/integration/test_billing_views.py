@@ -185,3 +185,14 @@ def test_reports_pages_answer(app, billed):
     assert fin.get(f"/billing/months/{KEY}/invoices.zip").mimetype == "application/zip"
     assert fin.get(f"/billing/months/{KEY}/invoices.pdf").data.startswith(b"%PDF")
 
+
+
+def test_month_downloads_wait_for_issued_invoices(app, factory, login_as):
+    wapu = factory.wapu()
+    stamps_last_month(app, wapu["id"], 5)
+    fin = login_as(Role.DIST_FIN)
+    fin.post(f"/billing/months/{KEY}/run")  # drafts only
+    for suffix in ("invoices.zip", "invoices.pdf"):
+        answer = fin.get(f"/billing/months/{KEY}/{suffix}")
+        assert answer.status_code == 302 and answer.headers["Location"].endswith(f"/billing/months/{KEY}")
+    assert "belum ada faktur" in fin.get(f"/billing/months/{KEY}").get_data(as_text=True).lower()
