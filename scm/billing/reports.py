@@ -9,7 +9,7 @@ from scm.billing.models import OPEN_STATES, Invoice, InvoiceState
 from scm.billing.usage import add_months, check_month, month_bounds, month_of, shortfall_report, usage_by_month
 from scm.core.database import wib_month
 from scm.extensions import db
-from scm.quota.models import EntryKind, QuotaAccount, QuotaEntry, Stamp, StampState
+from scm.quota.models import EntryKind, QuotaEntry, Stamp, StampState
 from scm.registration.models import Wapu
 
 
@@ -65,17 +65,17 @@ def months_back(today: date, count: int) -> list[date]:
 
 
 def wapu_dashboard(wapu: Wapu, today: date) -> dict:
-    """A WAPU's billing picture: this month against the minimum, 12 months of use, open invoices."""
+    """A WAPU's billing picture: this month against the minimum, 12 months of use, open invoices
+    (the quota balance is already on the dashboard, from ``dashboard_for``)."""
     months = months_back(today, 12)
     counts = usage_by_month(months[0], months[-1], wapu_id=wapu.id)
     check = next(iter(check_month(month_of(today), today, wapu_id=wapu.id)), None)
     open_invoices = list(db.session.execute(
         select(Invoice).where(Invoice.wapu_id == wapu.id, Invoice.state.in_(OPEN_STATES)).order_by(Invoice.period)
     ).scalars())
-    account = db.session.execute(select(QuotaAccount).where(QuotaAccount.wapu_id == wapu.id)).scalar()
     return dict(
         months=[(month, counts.get((wapu.id, month), 0)) for month in months],
-        check=check, open_invoices=open_invoices, balance=account.available if account else 0,
+        check=check, open_invoices=open_invoices,
         open_total=sum(invoice.balance for invoice in open_invoices),
     )
 
