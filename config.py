@@ -51,6 +51,10 @@ class Config:
     SESSION_REFRESH_EACH_REQUEST = True
     REMEMBER_COOKIE_HTTPONLY = True
 
+    # Werkzeug's password hash method. scrypt everywhere but in the test suite, which would
+    # otherwise spend most of its time hashing the passwords its factories create.
+    PASSWORD_HASH_METHOD = "scrypt"
+
     WTF_CSRF_ENABLED = True
     WTF_CSRF_TIME_LIMIT = None  # tied to the session, which has its own idle timeout
 
@@ -121,6 +125,7 @@ class TestingConfig(Config):
     TESTING = True
     MAIL_BACKEND = "smtp"
     SERVER_NAME = None
+    PASSWORD_HASH_METHOD = "pbkdf2:sha256:1"  # cheap: tests hash thousands of passwords
     # A complete invoice header, so that tests can issue invoices without saving settings first.
     DISTRIBUTOR_NPWP = "013000666091000"
     DISTRIBUTOR_BANK_NAME = "Bank Mandiri"

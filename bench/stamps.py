@@ -99,8 +99,8 @@ def prepare(url, upload_folder, quota):
     app = make_app(url, upload_folder)
     wapu_id = Factory(app).wapu(1)["id"]
     with app.app_context(), unit_of_work():
-        issue_quota(wapu_id, quota, key="bench", reference="bench")
-        token, plaintext = create_token(None, wapu_id, "bench")
+        issue_quota(wapu_id, quantity=quota, key="bench", reference="bench")
+        token, plaintext = create_token(wapu_id, None, name="bench")
         token_id = token.id
     with app.app_context():
         db.session.remove()
@@ -110,13 +110,14 @@ def prepare(url, upload_folder, quota):
 def service_stamps(app, wapu_id, token_id, serials):
     """Reserve then commit each serial, as the API views do (one app context per call)."""
     from scm.api.views import stamp_json
-    from scm.quota.stamping import StampInput, commit_stamp, reserve_stamp, run_once_more_on_conflict
+    from scm.core.database import run_once_more_on_conflict
+    from scm.stamping.services import StampInput, commit_stamp, reserve_stamp
 
     for serial in serials:
         data = StampInput(serial=serial, document_type=DOC_TYPE, document_number=f"INV-{serial}",
                           document_date=DOC_DATE)
         with app.app_context():
-            stamp, created = run_once_more_on_conflict(lambda d=data: reserve_stamp(wapu_id, token_id, d))
+            stamp, created = run_once_more_on_conflict(lambda d=data: reserve_stamp(wapu_id, token_id, data=d))
             body = stamp_json(stamp)
         assert created and body["state"] == "reserved", body
         with app.app_context():
@@ -347,8 +348,8 @@ def floor_stamps(app, q, wapu_id, token_id, serials):
     """The same raw statements, but each transaction run the app's way: one app context and one
     ``run_once_more_on_conflict`` unit of work, on the session's DB-API cursor. What the framework
     around the service costs, with no SQLAlchemy statement at all (informational)."""
+    from scm.core.database import run_once_more_on_conflict
     from scm.extensions import db
-    from scm.quota.stamping import run_once_more_on_conflict
 
     def cursor():
         return db.session.connection().connection.driver_connection.cursor()

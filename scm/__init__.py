@@ -43,12 +43,12 @@ def create_app(config_name=None, **overrides):
     with app.app_context():
         configure_engine_events(db.engine)
 
-    from scm import api, auth, billing, core, procurement, quota, registration
+    from scm import api, auth, billing, core, home, procurement, quota, registration, stamping
 
-    for feature in (core, auth, registration, quota, procurement, api, billing):
+    for feature in (core, auth, registration, quota, stamping, procurement, api, billing, home):
         feature.init_app(app)
 
-    from scm.demo import demo_cli
+    from scm.demo.cli import demo_cli
 
     app.cli.add_command(demo_cli)
     _register_error_pages(app)

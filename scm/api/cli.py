@@ -23,7 +23,7 @@ def create(code, name):
         raise click.ClickException(f"No WAPU with code {code}.")
     try:
         with unit_of_work():
-            _, plaintext = create_token(None, wapu.id, name)
+            _, plaintext = create_token(wapu.id, None, name=name)
     except ServiceError as error:
         raise click.ClickException(str(error.message)) from None
     click.echo(plaintext)

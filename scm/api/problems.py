@@ -1,12 +1,27 @@
 """JSON problems (RFC 9457, application/problem+json) and request parsing for the API."""
 
 import json
-import re
-from datetime import datetime
 
 from flask import current_app, jsonify, request
 
-SERIAL = re.compile(r"[A-Za-z0-9_-]{1,64}")  # use fullmatch: "$" would accept a final newline
+from scm.stamping.parsing import SERIAL, parse_timestamp
+
+# The one place where a service's refusal code becomes an HTTP status. Services know codes only.
+STATUS_BY_CODE = {
+    "not_found": 404,
+    "forbidden": 403,
+    "wapu_not_active": 403,
+    "serial_conflict": 409,
+    "insufficient_quota": 409,
+    "reservation_released": 409,
+    "already_stamped": 409,
+    "stamp_failed": 409,
+}
+
+
+def status_for(code: str) -> int:
+    """The HTTP status of a refusal code; any other refusal is a 422 (the request cannot be done)."""
+    return STATUS_BY_CODE.get(code, 422)
 
 
 class ApiProblem(Exception):
@@ -115,14 +130,3 @@ def _is_utf8(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def parse_timestamp(value):
-    """An ISO 8601 / RFC 3339 date-time with an offset (``Z`` or ``+07:00``), or None."""
-    if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}[Tt]", value):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None

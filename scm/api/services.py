@@ -22,7 +22,7 @@ def _may_manage(actor, wapu_id) -> bool:
         actor.role == Role.WAPU_SPV and actor.wapu_id == wapu_id)
 
 
-def create_token(actor, wapu_id: int, name: str):
+def create_token(wapu_id: int, actor, *, name: str):
     """A new token for a WAPU's stamping system; returns ``(token, plaintext)``. The plaintext is
     never stored: show it once. ``actor`` None means an operator at the command line."""
     if not _may_manage(actor, wapu_id):
@@ -41,7 +41,7 @@ def create_token(actor, wapu_id: int, name: str):
     return token, plaintext
 
 
-def revoke_token(actor, token: ApiToken) -> None:
+def revoke_token(token: ApiToken, actor) -> None:
     if not _may_manage(actor, token.wapu_id):
         raise ServiceError(_l("Your role may not do this."), code="forbidden")
     if token.revoked_at is None:

@@ -42,7 +42,7 @@ def tokens():
             abort(404)
         try:
             with unit_of_work():
-                token, plaintext = services.create_token(current_user, wapu_id, form.name.data)
+                token, plaintext = services.create_token(wapu_id, current_user, name=form.name.data)
                 shown = {"name": token.name, "wapu": token.wapu.code}
         except ServiceError as error:
             field_error(form, error)
@@ -62,6 +62,6 @@ def revoke(token_id):
     get_scoped_or_404(ApiToken, token_id, current_user)
     if ConfirmForm().validate_on_submit():
         with unit_of_work():
-            services.revoke_token(current_user, db.session.get(ApiToken, token_id))
+            services.revoke_token(db.session.get(ApiToken, token_id), current_user)
         flash(_("The token was revoked."), "success")
     return redirect(url_for("api_tokens.tokens"))

@@ -8,12 +8,14 @@ from sqlalchemy import select
 
 from scm.api import bp
 from scm.api.openapi import openapi_document
-from scm.api.problems import ApiProblem, Checker, json_body, problem_response
+from scm.api.problems import ApiProblem, Checker, json_body, problem_response, status_for
 from scm.api.services import authenticate_token
+from scm.core.database import run_once_more_on_conflict
+from scm.core.errors import ServiceError
 from scm.extensions import db
-from scm.quota.models import Stamp, StampState
 from scm.quota.services import account_for
-from scm.quota.stamping import (
+from scm.stamping.models import Stamp, StampState
+from scm.stamping.services import (
     StampError,
     StampEvent,
     StampInput,
@@ -21,7 +23,6 @@ from scm.quota.stamping import (
     ingest_events,
     release_stamp,
     reserve_stamp,
-    run_once_more_on_conflict,
 )
 
 
@@ -30,9 +31,10 @@ def _problem(error):
     return problem_response(error.status, error.code, error.title, error.detail, error.errors, **error.extra)
 
 
-@bp.errorhandler(StampError)
-def _stamp_error(error):
-    return problem_response(error.status, error.code, str(error.message), **error.extra)
+@bp.errorhandler(ServiceError)
+def _refusal(error):
+    """A service's refusal (a domain error with a machine code) as problem+json."""
+    return problem_response(status_for(error.code), error.code, str(error.message), **getattr(error, "extra", {}))
 
 
 def token_required(view):
@@ -85,7 +87,7 @@ def reserve():
     date = check.timestamp(body, "document_date", required=False)
     data.document_date = date.isoformat() if date else None
     check.raise_if_any()
-    stamp, created = run_once_more_on_conflict(lambda: reserve_stamp(g.api_wapu_id, g.api_token_id, data))
+    stamp, created = run_once_more_on_conflict(lambda: reserve_stamp(g.api_wapu_id, g.api_token_id, data=data))
     return jsonify(stamp_json(stamp)), 201 if created else 200
 
 
@@ -104,7 +106,7 @@ def commit(serial):
     _serial_or_404(serial)
     stamp, outcome = run_once_more_on_conflict(lambda: commit_stamp(g.api_wapu_id, serial))
     if outcome == "expired":
-        raise StampError(409, "reservation_released", "The reservation expired and was released; reserve again.",
+        raise StampError("reservation_released", "The reservation expired and was released; reserve again.",
                          state=stamp.state.value)
     return jsonify(stamp_json(stamp)), 200
 
@@ -118,7 +120,7 @@ def release(serial):
     check = Checker()
     reason = check.string(body, "reason", required=False, max_len=200) or "released by client"
     check.raise_if_any()
-    stamp, _ = run_once_more_on_conflict(lambda: release_stamp(g.api_wapu_id, serial, reason))
+    stamp, _ = run_once_more_on_conflict(lambda: release_stamp(g.api_wapu_id, serial, reason=reason))
     return jsonify(stamp_json(stamp)), 200
 
 
@@ -153,7 +155,7 @@ def batch():
         date = check.timestamp(raw, "document_date", required=False)
         parsed.append(StampEvent(serial, status, stamped_at, document_type, number, date.isoformat() if date else None))
     check.raise_if_any()
-    results = run_once_more_on_conflict(lambda: ingest_events(g.api_wapu_id, g.api_token_id, parsed))
+    results = run_once_more_on_conflict(lambda: ingest_events(g.api_wapu_id, g.api_token_id, events=parsed))
     counts = {}
     for result in results:
         counts[result["result"]] = counts.get(result["result"], 0) + 1

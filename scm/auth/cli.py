@@ -22,7 +22,7 @@ def create_admin(email, name, password):
                                 hide_input=True, confirmation_prompt=True, show_default=False)
     try:
         with unit_of_work():
-            user, issued = services.create_user(None, email=email, name=name, role=Role.DIST_ADMIN,
+            user, issued = services.create_user(None, None, email=email, name=name, role=Role.DIST_ADMIN,
                                                 password=password or None)
             email = user.email
     except ServiceError as error:

@@ -5,7 +5,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from scm.auth.models import DISTRIBUTOR_ROLES, ROLE_LABELS, Role
+from scm.auth.models import DISTRIBUTOR_ROLES, Role
 
 REQUIRED = _l("This field is required.")
 
@@ -29,7 +29,7 @@ class DistributorUserForm(FlaskForm):
     email = EmailField(_l("Email"), validators=[DataRequired(REQUIRED), Length(max=255)])
     role = SelectField(
         _l("Role"),
-        choices=[(r.value, ROLE_LABELS[r]) for r in Role if r in DISTRIBUTOR_ROLES],
+        choices=[(r.value, r.label) for r in Role if r in DISTRIBUTOR_ROLES],
         validators=[DataRequired(REQUIRED)],
     )
 

@@ -1,6 +1,5 @@
 """Users, roles and the login throttle."""
 
-import enum
 import secrets
 from datetime import datetime
 
@@ -10,17 +9,18 @@ from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from scm.core.database import UTCDateTime, enum_type
+from scm.core.enums import LabelledEnum
 from scm.core.models import TimestampMixin
 from scm.extensions import db
 
 
-class Role(enum.StrEnum):
-    WAPU_STAFF = "WAPU_STAFF"
-    WAPU_SPV = "WAPU_SPV"
-    WAPU_FIN = "WAPU_FIN"
-    DIST_SPV = "DIST_SPV"
-    DIST_FIN = "DIST_FIN"
-    DIST_ADMIN = "DIST_ADMIN"
+class Role(LabelledEnum):
+    WAPU_STAFF = "WAPU_STAFF", _l("WAPU staff")
+    WAPU_SPV = "WAPU_SPV", _l("WAPU supervisor")
+    WAPU_FIN = "WAPU_FIN", _l("WAPU finance")
+    DIST_SPV = "DIST_SPV", _l("Distributor supervisor")
+    DIST_FIN = "DIST_FIN", _l("Distributor finance")
+    DIST_ADMIN = "DIST_ADMIN", _l("Distributor administrator")
 
     @property
     def is_wapu(self) -> bool:
@@ -30,19 +30,7 @@ class Role(enum.StrEnum):
     def is_distributor(self) -> bool:
         return not self.is_wapu
 
-    @property
-    def label(self):
-        return ROLE_LABELS[self]
 
-
-ROLE_LABELS = {
-    Role.WAPU_STAFF: _l("WAPU staff"),
-    Role.WAPU_SPV: _l("WAPU supervisor"),
-    Role.WAPU_FIN: _l("WAPU finance"),
-    Role.DIST_SPV: _l("Distributor supervisor"),
-    Role.DIST_FIN: _l("Distributor finance"),
-    Role.DIST_ADMIN: _l("Distributor administrator"),
-}
 WAPU_ROLES = frozenset(r for r in Role if r.is_wapu)
 DISTRIBUTOR_ROLES = frozenset(r for r in Role if r.is_distributor)
 REVIEWER_ROLES = frozenset({Role.DIST_SPV, Role.DIST_ADMIN})

@@ -21,13 +21,17 @@ from scm.extensions import db
 MIN_PASSWORD_LENGTH = 10
 # Letters and digits that cannot be misread on paper (no 0/O, 1/l/I).
 _OTP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
-# Compared against when the email is unknown, so that both paths cost one scrypt check.
-_DUMMY_HASH = generate_password_hash("not-a-real-password-" + secrets.token_hex(8))
 
 
 def hash_password(password: str) -> str:
-    """Werkzeug's scrypt hash."""
-    return generate_password_hash(password, method="scrypt")
+    """Werkzeug's hash with the configured method: scrypt (the tests alone use a cheap one)."""
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+
+
+@lru_cache(maxsize=4)
+def _dummy_hash(method: str) -> str:
+    """Compared against when the email is unknown, so that both paths cost one hash check."""
+    return generate_password_hash("not-a-real-password-" + secrets.token_hex(8), method=method)
 
 
 def normalize_email(email: str) -> str:
@@ -99,7 +103,7 @@ def authenticate(email: str, password: str) -> LoginResult:
     now = utcnow()
     throttle = db.session.get(LoginThrottle, identifier)
     if throttle and throttle.locked_until and throttle.locked_until > now:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
         record_audit(None, "auth.login_locked", object_type="User", object_id="",
                      summary=f"login refused while locked: {identifier}", actor_label=identifier)
         return LoginResult(error=_locked_message(throttle, now))
@@ -112,7 +116,7 @@ def authenticate(email: str, password: str) -> LoginResult:
         record_audit(user, "auth.login", user, "login")
         return LoginResult(user=user)
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
 
     window = timedelta(minutes=config["LOGIN_WINDOW_MINUTES"])
     if throttle is None:
@@ -144,7 +148,7 @@ def set_password(user: User, password: str, *, must_change: bool) -> None:
     user.rotate_session_token()
 
 
-def change_password(user: User, current_password: str, new_password: str) -> None:
+def change_password(user: User, *, current_password: str, new_password: str) -> None:
     """The user changes their own password (required after a one-time password)."""
     if not check_password_hash(user.password_hash, current_password):
         raise ServiceError(_l("The current password is wrong."), field="current_password")
@@ -157,9 +161,9 @@ def change_password(user: User, current_password: str, new_password: str) -> Non
     record_audit(user, "auth.password_changed", user, "password changed")
 
 
-def create_user(actor, *, email, name, role, wapu=None, phone=None, password=None):
-    """Create a user; returns ``(user, one_time_password)``. Without ``password`` one is generated
-    and must be changed at first login."""
+def create_user(wapu, actor, *, email, name, role, phone=None, password=None):
+    """Create a user of ``wapu`` (None: a distributor user); returns ``(user, one_time_password)``.
+    Without ``password`` one is generated and must be changed at first login."""
     role = Role(role)
     email = check_email(email)
     if role.is_wapu != (wapu is not None):
@@ -184,10 +188,10 @@ def create_distributor_user(actor, *, email, name, role):
     """The distributor admin creates a distributor user with a one-time password."""
     if Role(role) not in DISTRIBUTOR_ROLES:
         raise ServiceError(_l("Choose a distributor role."), field="role")
-    return create_user(actor, email=email, name=name, role=role)
+    return create_user(None, actor, email=email, name=name, role=role)
 
 
-def reset_password(actor, user: User) -> str:
+def reset_password(user: User, actor) -> str:
     """Give ``user`` a new one-time password (shown once); their sessions end."""
     password = generate_one_time_password()
     set_password(user, password, must_change=True)
@@ -195,7 +199,7 @@ def reset_password(actor, user: User) -> str:
     return password
 
 
-def set_user_active(actor, user: User, active: bool) -> None:
+def set_user_active(user: User, actor, *, active: bool) -> None:
     """Deactivate (sessions end at once) or reactivate a user."""
     if actor is not None and actor.id == user.id and not active:
         raise ServiceError(_l("You cannot deactivate yourself."))

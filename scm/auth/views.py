@@ -26,7 +26,7 @@ def _safe_next(target):
 def login():
     """Log in with email and password."""
     if current_user.is_authenticated:
-        return redirect(url_for("core.index"))
+        return redirect(url_for("home.index"))
     form = LoginForm()
     if form.validate_on_submit():
         with unit_of_work():
@@ -43,7 +43,7 @@ def login():
             if current_user.must_change_password:
                 flash(_("Please choose your own password before you continue."), "warning")
                 return redirect(url_for("auth.change_password"))
-            return redirect(_safe_next(request.args.get("next")) or url_for("core.index"))
+            return redirect(_safe_next(request.args.get("next")) or url_for("home.index"))
     return render_template("auth/login.html", form=form)
 
 
@@ -72,7 +72,8 @@ def change_password():
     if form.validate_on_submit():
         try:
             with unit_of_work():
-                services.change_password(current_user, form.current_password.data, form.new_password.data)
+                services.change_password(current_user, current_password=form.current_password.data,
+                                         new_password=form.new_password.data)
         except ServiceError as error:
             field_error(form, error)
         else:
@@ -80,7 +81,7 @@ def change_password():
             login_user(current_user._get_current_object())
             session.permanent = True
             flash(_("Your password has been changed."), "success")
-            return redirect(url_for("core.index"))
+            return redirect(url_for("home.index"))
     return render_template("auth/change_password.html", form=form,
                            min_length=services.MIN_PASSWORD_LENGTH)
 
@@ -125,9 +126,9 @@ def user_action(user_id, action):
         with unit_of_work():
             user = db.session.get(User, user_id)
             if action == "reset":
-                password = services.reset_password(current_user, user)
+                password = services.reset_password(user, current_user)
             else:
-                services.set_user_active(current_user, user, action == "activate")
+                services.set_user_active(user, current_user, active=action == "activate")
             shown = {"name": user.name, "email": user.email, "role": user.role.label}
     except ServiceError as error:
         flash(str(error.message), "danger")

@@ -2,7 +2,10 @@
 
 import logging
 
+from apscheduler.triggers.cron import CronTrigger
 from flask import Blueprint
+
+from scm.core.formatting import WIB
 
 bp = Blueprint("billing", __name__)
 
@@ -12,7 +15,11 @@ def init_app(app):
     from scm.billing import models, views  # noqa: F401  (registers models and routes)
     from scm.billing.cli import billing_cli
     from scm.billing.exports import terbilang
+    from scm.core.tasks import register_job
 
     app.register_blueprint(bp)
     app.jinja_env.globals["terbilang"] = terbilang
     app.cli.add_command(billing_cli)
+    register_job("draft-billing", "scm.billing.tasks:draft_billing_job", CronTrigger(day=1, hour=1, minute=0, timezone=WIB))
+    register_job("minimum-warnings", "scm.billing.tasks:minimum_warnings_job", CronTrigger(hour=8, minute=0, timezone=WIB))
+    register_job("mark-overdue", "scm.billing.tasks:mark_overdue_job", CronTrigger(hour=0, minute=15, timezone=WIB))

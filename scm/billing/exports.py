@@ -27,7 +27,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse, path2url
 
 from scm.billing.models import LineKind, MinimumPolicy
 from scm.core.formatting import WIB, format_day, format_number, format_rupiah
-from scm.quota.exports import text_cell
+from scm.core.xlsx import text_cell
 from scm.registration.validators import format_npwp
 
 STYLESHEET = "css/invoice-pdf.css"

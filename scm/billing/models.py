@@ -5,7 +5,6 @@ month's first day. An issued invoice's content never changes (guarded below); on
 state moves. Corrections are credit notes.
 """
 
-import enum
 from datetime import date, datetime
 
 from flask_babel import lazy_gettext as _l
@@ -26,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from scm.core.database import UTCDateTime, enum_type, utcnow
+from scm.core.enums import LabelledEnum
 from scm.core.models import TimestampMixin
 from scm.extensions import db
 
@@ -58,27 +58,15 @@ class BillingSettings(TimestampMixin, db.Model):
         return [int(part) for part in self.warning_days.split(",") if part.strip()]
 
 
-class MinimumPolicy(enum.StrEnum):
-    REPORT = "report"
-    TRUE_UP = "true_up"
-
-    @property
-    def label(self):
-        return {"report": _l("Warn and report only"), "true_up": _l("Bill the shortfall (true-up)")}[self.value]
+class MinimumPolicy(LabelledEnum):
+    REPORT = "report", _l("Warn and report only")
+    TRUE_UP = "true_up", _l("Bill the shortfall (true-up)")
 
 
-class FirstMonth(enum.StrEnum):
-    EXEMPT = "exempt"
-    PRORATE = "prorate"
-    FULL = "full"
-
-    @property
-    def label(self):
-        return {
-            "exempt": _l("Exempt from the minimum"),
-            "prorate": _l("Minimum pro rata by days"),
-            "full": _l("Full minimum"),
-        }[self.value]
+class FirstMonth(LabelledEnum):
+    EXEMPT = "exempt", _l("Exempt from the minimum")
+    PRORATE = "prorate", _l("Minimum pro rata by days")
+    FULL = "full", _l("Full minimum")
 
 
 class ContractTerms(TimestampMixin, db.Model):
@@ -124,30 +112,19 @@ class BillingRun(db.Model):
     actor = relationship("User")
 
 
-class InvoiceState(enum.StrEnum):
-    DRAFT = "draft"
-    ISSUED = "issued"
-    PARTIALLY_PAID = "partially_paid"
-    PAID = "paid"
-    OVERDUE = "overdue"
-    CREDITED = "credited"  # cancelled in full by credit notes
-
-    @property
-    def label(self):
-        return {
-            "draft": _l("draft"),
-            "issued": _l("issued"),
-            "partially_paid": _l("partially paid"),
-            "paid": _l("paid"),
-            "overdue": _l("overdue"),
-            "credited": _l("credited"),
-        }[self.value]
+class InvoiceState(LabelledEnum):
+    DRAFT = "draft", _l("draft")
+    ISSUED = "issued", _l("issued")
+    PARTIALLY_PAID = "partially_paid", _l("partially paid")
+    PAID = "paid", _l("paid")
+    OVERDUE = "overdue", _l("overdue")
+    CREDITED = "credited", _l("credited")  # cancelled in full by credit notes
 
 
 OPEN_STATES = (InvoiceState.ISSUED, InvoiceState.PARTIALLY_PAID, InvoiceState.OVERDUE)
 
 
-class LineKind(enum.StrEnum):
+class LineKind(LabelledEnum):
     USAGE = "usage"
     LATE_USAGE = "late_usage"
     TRUE_UP = "true_up"

@@ -9,8 +9,9 @@ from scm.billing.models import OPEN_STATES, Invoice, InvoiceState
 from scm.billing.usage import add_months, check_month, month_bounds, month_of, shortfall_report, usage_by_month
 from scm.core.database import wib_month
 from scm.extensions import db
-from scm.quota.models import EntryKind, QuotaEntry, Stamp, StampState
+from scm.quota.models import EntryKind, QuotaEntry
 from scm.registration.models import Wapu
+from scm.stamping.models import Stamp, StampState
 
 
 def month_invoices(period: date) -> list[Invoice]:
@@ -66,7 +67,7 @@ def months_back(today: date, count: int) -> list[date]:
 
 def wapu_dashboard(wapu: Wapu, today: date) -> dict:
     """A WAPU's billing picture: this month against the minimum, 12 months of use, open invoices
-    (the quota balance is already on the dashboard, from ``dashboard_for``)."""
+    (the quota balance is already on the dashboard, from the quota panel)."""
     months = months_back(today, 12)
     counts = usage_by_month(months[0], months[-1], wapu_id=wapu.id)
     check = next(iter(check_month(month_of(today), today, wapu_id=wapu.id)), None)
@@ -119,7 +120,7 @@ def shortfall_rows(period: date, today: date) -> list[dict]:
                  policy=c.policy) for c in shortfall_report(period, today)]
 
 
-def dashboard(user, today: date) -> dict:
+def dashboard_panel(user, today: date) -> dict:
     """The billing part of a user's dashboard, with its charts (server-rendered SVG)."""
     from flask_babel import format_date
     from flask_babel import gettext as _

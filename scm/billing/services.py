@@ -287,7 +287,7 @@ def _bill_one(run: BillingRun, inputs: _Inputs, wapu: Wapu, invoice: Invoice | N
             run.created += 1
 
 
-def run_billing(period: date, *, actor=None, source="web", today=None, progress=None) -> BillingRun:
+def run_billing(period: date, actor=None, *, source="web", today=None, progress=None) -> BillingRun:
     """Create (or refresh) the draft invoice of every WAPU with usage or a billable shortfall.
 
     Running a month again creates nothing new: one invoice per WAPU and month; drafts are

@@ -17,8 +17,8 @@ from scm.core.database import wib_month
 from scm.core.errors import ServiceError
 from scm.core.formatting import WIB
 from scm.extensions import db
-from scm.quota.models import Stamp, StampState
 from scm.registration.models import Contract, Wapu, WapuStatus
+from scm.stamping.models import Stamp, StampState
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 

@@ -90,7 +90,7 @@ def run_month(month):
         abort(400)
     try:
         with unit_of_work():
-            run = services.run_billing(period, actor=current_user, source="web")
+            run = services.run_billing(period, current_user, source="web")
             created, refreshed, unchanged = run.created, run.refreshed, run.unchanged
     except ServiceError as error:
         flash(error.message, "danger")

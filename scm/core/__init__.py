@@ -1,6 +1,6 @@
-"""Core: database seam, audit log, email outbox, formatting, workflow helper, home page."""
+"""Core: database seam, audit log, email outbox, formatting, workflow helper, scheduler, uploads."""
 
-from flask import Blueprint, has_request_context
+from flask import Blueprint, g, has_request_context, request
 from flask_babel import get_locale
 
 bp = Blueprint("core", __name__)
@@ -23,7 +23,7 @@ def _unread_count():
 
 
 def init_app(app):
-    from scm.core import jobs_views, views  # noqa: F401  (registers routes)
+    from scm.core import views  # noqa: F401  (registers routes)
     from scm.core.cli import mail_cli
     from scm.core.formatting import register_filters
     from scm.core.forms import LanguageForm
@@ -41,6 +41,10 @@ def init_app(app):
             return {}
         return {"language_form": LanguageForm(formdata=None), "current_locale": str(get_locale()),
                 "unread_notifications": _unread_count}
+
+    @app.before_request
+    def remember_client_ip():
+        g.client_ip = request.remote_addr  # the audit log's IP (services never read the request)
 
     @app.after_request
     def security_headers(response):

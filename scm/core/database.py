@@ -134,6 +134,18 @@ def unit_of_work():
     _run_callbacks(session, _after_commit_key)
 
 
+def run_once_more_on_conflict(operation):
+    """Run ``operation()`` in a unit of work; if a concurrent writer inserted the same unique key
+    first (IntegrityError, e.g. the same stamp serial), run it once more in a new unit of work:
+    the operation then finds that row and answers as for a retry. Operations must be idempotent."""
+    try:
+        with unit_of_work():
+            return operation()
+    except IntegrityError:
+        with unit_of_work():
+            return operation()
+
+
 def next_number(key: str) -> int:
     """Next value of the gapless counter ``key`` within the current transaction.
 

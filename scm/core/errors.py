@@ -16,3 +16,13 @@ class ServiceError(Exception):
 
 class TransitionError(ServiceError):
     code = "transition_not_allowed"
+
+
+class ValidationErrors(ServiceError):
+    """Several field errors at once: ``errors`` maps field name to message."""
+
+    code = "validation_error"
+
+    def __init__(self, errors):
+        super().__init__(next(iter(errors.values())), field=next(iter(errors)))
+        self.errors = errors

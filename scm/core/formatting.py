@@ -83,10 +83,7 @@ def upper_first(text) -> str:
 
 
 def register_filters(app):
-    from scm.registration.validators import format_npwp
-
     app.jinja_env.filters.update(
-        npwp=lambda digits: format_npwp(digits) if digits else "",
         upper_first=upper_first,
         combine_state=lambda args, state: {**args, "state": state},
         rupiah=format_rupiah, number=format_number, wib=format_wib, day=format_day, month=format_month,

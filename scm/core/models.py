@@ -1,12 +1,13 @@
 """Core tables: gapless counters, the append-only audit log and the email outbox."""
 
-import enum
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, relationship
 
 from scm.core.database import UTCDateTime, enum_type, utcnow
+from scm.core.enums import LabelledEnum
 from scm.extensions import db
 
 
@@ -98,7 +99,7 @@ def _append_only_tables(session, _flush_context, _instances):
             raise AppendOnlyError(f"{obj.__tablename__} is append-only")
 
 
-class OutboxState(enum.StrEnum):
+class OutboxState(LabelledEnum):
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"
@@ -142,18 +143,11 @@ class StoredFile(TimestampMixin, db.Model):
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)
 
 
-class JobOutcome(enum.StrEnum):
-    RUNNING = "running"
-    SUCCESS = "success"
-    FAILED = "failed"
-    SKIPPED = "skipped"  # another scheduler held the job's lock
-
-    @property
-    def label(self):
-        from flask_babel import lazy_gettext as _l
-
-        return {"running": _l("running"), "success": _l("success"), "failed": _l("failed"),
-                "skipped": _l("skipped (locked)")}[self.value]
+class JobOutcome(LabelledEnum):
+    RUNNING = "running", _l("running")
+    SUCCESS = "success", _l("success")
+    FAILED = "failed", _l("failed")
+    SKIPPED = "skipped", _l("skipped (locked)")  # another scheduler held the job's lock
 
 
 class JobRun(db.Model):

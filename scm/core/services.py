@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from flask import current_app, has_request_context, render_template, request
+from flask import current_app, g, has_request_context, render_template
 from flask_babel import force_locale
 from sqlalchemy import or_, select, update
 
@@ -19,8 +19,9 @@ def record_audit(actor, action, obj=None, summary="", *, object_type=None, objec
                  actor_label=None):
     """Append one audit row: who did what to which object, from which IP, when (UTC).
 
-    ``actor`` is a user or None (the public, the system). The client IP is taken from the
-    request when there is one: the audit log is infrastructure, and every caller wants it.
+    ``actor`` is a user or None (the public, the system). The client IP is the one the web layer
+    put in ``g.client_ip`` for this request (none for commands and jobs): every caller wants it,
+    and a service never reads the request itself.
     """
     if obj is not None:
         object_type = object_type or obj.__class__.__name__
@@ -32,7 +33,7 @@ def record_audit(actor, action, obj=None, summary="", *, object_type=None, objec
         object_type=object_type or "",
         object_id=str(object_id) if object_id is not None else "",
         summary=summary,
-        ip=request.remote_addr if has_request_context() else None,
+        ip=g.get("client_ip") if has_request_context() else None,
     )
     db.session.add(row)
     return row

@@ -18,7 +18,6 @@ from datetime import timedelta
 
 import click
 from apscheduler.schedulers.blocking import BlockingScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from flask import current_app
 from flask.cli import AppGroup
@@ -39,13 +38,6 @@ SHORT_LEASE = timedelta(minutes=5)  # every-minute jobs: a crashed scheduler blo
 ABANDONED = "abandoned: its scheduler stopped before the run ended"
 
 
-def expire_reservations_job():
-    """Release the reservations past their expiry."""
-    from scm.quota.stamping import expire_reservations
-
-    return {"released": expire_reservations()}
-
-
 def send_outbox_job():
     """Send the due outbox mail."""
     from scm.core.services import deliver_outbox
@@ -54,14 +46,17 @@ def send_outbox_job():
     return {"sent": sent, "failed": failed}
 
 
-# name -> ("module:function" returning a dict of counts, imported when run; trigger)
-JOBS = {
-    "expire-reservations": ("scm.core.tasks:expire_reservations_job", IntervalTrigger(minutes=1)),
-    "send-outbox": ("scm.core.tasks:send_outbox_job", IntervalTrigger(minutes=1)),
-    "draft-billing": ("scm.billing.tasks:draft_billing_job", CronTrigger(day=1, hour=1, minute=0, timezone=WIB)),
-    "minimum-warnings": ("scm.billing.tasks:minimum_warnings_job", CronTrigger(hour=8, minute=0, timezone=WIB)),
-    "mark-overdue": ("scm.billing.tasks:mark_overdue_job", CronTrigger(hour=0, minute=15, timezone=WIB)),
-}
+# name -> ("module:function" returning a dict of counts, imported when run; trigger). Each feature
+# registers its own jobs from its ``init_app``, so that core knows no feature.
+JOBS = {}
+
+
+def register_job(name, path, trigger):
+    """Declare scheduled job ``name``: ``path`` is ``"module:function"``, ``trigger`` an APScheduler trigger."""
+    JOBS[name] = (path, trigger)
+
+
+register_job("send-outbox", "scm.core.tasks:send_outbox_job", IntervalTrigger(minutes=1))
 
 
 def job_function(name):

@@ -87,43 +87,57 @@ def stored_path(stored: StoredFile) -> Path:
     return upload_folder() / stored.stored_name
 
 
-def _held_folder() -> Path:
-    return upload_folder() / "held"
+def _held_folder(kind: str) -> Path:
+    return upload_folder() / "held" / kind
 
 
-def hold_upload(upload: Upload) -> str:
-    """Keep a valid upload for a form that must be shown again; returns its token."""
-    folder = _held_folder()
+def _valid_token(token) -> bool:
+    return isinstance(token, str) and len(token) == 32 and all(c in "0123456789abcdef" for c in token)
+
+
+def hold_upload(upload: Upload, kind: str) -> str:
+    """Keep a file between two requests (a form shown again, a preview before its apply).
+
+    ``kind`` names the folder (``contracts``, ``usage``); returns a random token. Files older
+    than a day are never handed out and are removed the next time anything is held.
+    """
+    folder = _held_folder(kind)
     folder.mkdir(parents=True, exist_ok=True)
     _purge_old_held(folder)
     token = secrets.token_hex(16)
-    (folder / f"{token}.pdf").write_bytes(upload.data)
     (folder / f"{token}.name").write_text(upload.original_name, encoding="utf-8")
+    (folder / f"{token}.data").write_bytes(upload.data)
     return token
 
 
-def take_held_upload(token: str, keep=True):
-    """The upload held under ``token`` (or None when unknown or expired)."""
-    if not token or len(token) != 32 or not all(c in "0123456789abcdef" for c in token):
+def take_held_upload(token: str, kind: str, keep=True) -> Upload | None:
+    """The upload held under ``token`` (None when unknown, malformed or older than a day)."""
+    if not _valid_token(token):
         return None
-    data_path = _held_folder() / f"{token}.pdf"
-    name_path = _held_folder() / f"{token}.name"
-    if not data_path.exists():
+    data_path = _held_folder(kind) / f"{token}.data"
+    try:
+        if data_path.stat().st_mtime < time.time() - HELD_MAX_AGE_SECONDS:
+            return None
+        upload = Upload(data=data_path.read_bytes(),
+                        original_name=(_held_folder(kind) / f"{token}.name").read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return None
-    upload = Upload(data=data_path.read_bytes(), original_name=name_path.read_text(encoding="utf-8"))
     if not keep:
-        release_held_upload(token)
+        release_held_upload(token, kind)
     return upload
 
 
-def release_held_upload(token: str) -> None:
-    if token and len(token) == 32:
-        for suffix in ("pdf", "name"):
-            (_held_folder() / f"{token}.{suffix}").unlink(missing_ok=True)
+def release_held_upload(token: str, kind: str) -> None:
+    if _valid_token(token):
+        for suffix in ("data", "name"):
+            (_held_folder(kind) / f"{token}.{suffix}").unlink(missing_ok=True)
 
 
 def _purge_old_held(folder: Path) -> None:
     cutoff = time.time() - HELD_MAX_AGE_SECONDS
     for path in folder.iterdir():
-        if path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+        except FileNotFoundError:  # another request purged it first
+            pass

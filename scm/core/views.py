@@ -1,18 +1,13 @@
-"""Home page, language switch, audit log; and the small helpers every view uses."""
+"""The small helpers every view uses; the language switch and the health check."""
 
 from datetime import datetime, time, timedelta
 
-from flask import abort, current_app, flash, make_response, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required
-from sqlalchemy import select, update
+from flask import abort, current_app, flash, make_response, redirect, session
+from sqlalchemy import select
 
-from scm.auth.decorators import roles_required
-from scm.auth.models import Role
 from scm.core import bp
-from scm.core.database import unit_of_work, utcnow
 from scm.core.formatting import WIB
-from scm.core.forms import AuditFilterForm, LanguageForm
-from scm.core.models import AuditLog, Notification
+from scm.core.forms import LanguageForm
 from scm.extensions import db
 
 
@@ -53,41 +48,6 @@ def wib_day_bounds(day_from, day_to):
     return start, end
 
 
-@bp.route("/")
-def index():
-    """The home page: the public landing page, or the user's dashboard."""
-    if not current_user.is_authenticated:
-        return render_template("core/landing.html")
-    return render_template("core/dashboard.html", **_dashboard_context())
-
-
-def _dashboard_context():
-    from scm.billing.reports import dashboard
-    from scm.core.formatting import today_wib
-    from scm.procurement.services import dashboard_for
-
-    return {**dashboard_for(current_user), **dashboard(current_user, today_wib())}
-
-
-@bp.route("/notifications")
-@login_required
-def notifications():
-    """The user's notifications, newest first; opening the list marks them read."""
-    stmt = select(Notification).where(Notification.user_id == current_user.id).order_by(Notification.id.desc())
-    page = paginate(stmt)
-    unread = {n.id for n in page.items if n.read_at is None}
-    for item in page.items:  # keep them as loaded: marking them read must not expire them
-        db.session.expunge(item)
-    if unread:  # the ones shown are now read; older pages stay unread until opened
-        with unit_of_work():
-            db.session.execute(
-                update(Notification)
-                .where(Notification.user_id == current_user.id, Notification.id.in_(unread))
-                .values(read_at=utcnow())
-            )
-    return render_template("core/notifications.html", page=page, unread=unread)
-
-
 @bp.route("/language", methods=["POST"])
 def set_language():
     """Switch the interface language (Bahasa Indonesia / English)."""
@@ -96,29 +56,8 @@ def set_language():
         session["lang"] = form.lang.data
     target = form.next.data or ""
     if not target.startswith("/") or target.startswith("//"):
-        target = url_for("core.index")
+        target = "/"
     return redirect(target)
-
-
-@bp.route("/admin/audit")
-@roles_required(Role.DIST_ADMIN)
-def audit_log():
-    """Browse and filter the audit log."""
-    form = AuditFilterForm(request.args)
-    stmt = select(AuditLog).order_by(AuditLog.id.desc())
-    if form.validate():
-        if form.action.data:
-            stmt = stmt.where(AuditLog.action.contains(form.action.data.strip()))
-        if form.actor.data:
-            stmt = stmt.where(AuditLog.actor_label.contains(form.actor.data.strip().lower()))
-        if form.object_type.data:
-            stmt = stmt.where(AuditLog.object_type == form.object_type.data.strip())
-        start, end = wib_day_bounds(form.date_from.data, form.date_to.data)
-        if start:
-            stmt = stmt.where(AuditLog.created_at >= start)
-        if end:
-            stmt = stmt.where(AuditLog.created_at < end)
-    return render_template("core/audit_log.html", form=form, page=paginate(stmt))
 
 
 @bp.route("/healthz")

@@ -1,51 +1,33 @@
 """Purchase requests (PR) and purchase orders (PO), each with its history of steps."""
 
-import enum
 from datetime import date, datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from scm.auth.models import Role
 from scm.core.database import UTCDateTime, enum_type, utcnow
+from scm.core.enums import LabelledEnum
 from scm.core.models import TimestampMixin, WorkflowEventMixin
+from scm.core.workflow import StateMachine, Transition
 from scm.extensions import db
 
 
-class PRState(enum.StrEnum):
-    DRAFT = "draft"
-    SUBMITTED = "submitted"
-    RETURNED = "returned"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-    ORDERED = "ordered"
-
-    @property
-    def label(self):
-        return {
-            "draft": _l("draft"),
-            "submitted": _l("waiting for SPV approval"),
-            "returned": _l("returned for revision"),
-            "approved": _l("approved"),
-            "rejected": _l("rejected"),
-            "cancelled": _l("cancelled"),
-            "ordered": _l("ordered (PO raised)"),
-        }[self.value]
+class PRState(LabelledEnum):
+    DRAFT = "draft", _l("draft")
+    SUBMITTED = "submitted", _l("waiting for SPV approval")
+    RETURNED = "returned", _l("returned for revision")
+    APPROVED = "approved", _l("approved")
+    REJECTED = "rejected", _l("rejected")
+    CANCELLED = "cancelled", _l("cancelled")
+    ORDERED = "ordered", _l("ordered (PO raised)")
 
 
-class POState(enum.StrEnum):
-    SUBMITTED = "submitted"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-
-    @property
-    def label(self):
-        return {
-            "submitted": _l("waiting for distributor approval"),
-            "approved": _l("approved, quota issued"),
-            "rejected": _l("rejected"),
-        }[self.value]
+class POState(LabelledEnum):
+    SUBMITTED = "submitted", _l("waiting for distributor approval")
+    APPROVED = "approved", _l("approved, quota issued")
+    REJECTED = "rejected", _l("rejected")
 
 
 class PurchaseRequest(TimestampMixin, db.Model):
@@ -74,8 +56,6 @@ class PurchaseRequest(TimestampMixin, db.Model):
     purchase_order = relationship("PurchaseOrder", back_populates="purchase_request", uselist=False)
 
     def can(self, action, user) -> bool:
-        from scm.procurement.services import pr_allows
-
         return pr_allows(self, action, user)
 
 
@@ -116,8 +96,6 @@ class PurchaseOrder(TimestampMixin, db.Model):
     events = relationship("PurchaseOrderEvent", back_populates="purchase_order", order_by="PurchaseOrderEvent.id")
 
     def can(self, action, user) -> bool:
-        from scm.procurement.services import PO_WORKFLOW
-
         return PO_WORKFLOW.can(self, action, user.role)
 
 
@@ -127,3 +105,48 @@ class PurchaseOrderEvent(WorkflowEventMixin, db.Model):
 
     purchase_order_id: Mapped[int] = mapped_column(ForeignKey("purchase_orders.id"), index=True, nullable=False)
     purchase_order = relationship("PurchaseOrder", back_populates="events")
+
+
+# The state machines of PRs and POs: (state, action) -> target state and the roles allowed.
+STAFF = frozenset({Role.WAPU_STAFF})
+SPV = frozenset({Role.WAPU_SPV})
+DIST_SPV = frozenset({Role.DIST_SPV})
+
+PR_WORKFLOW = StateMachine(
+    "purchase_request",
+    [
+        Transition(PRState.DRAFT, "submit", PRState.SUBMITTED, STAFF),
+        Transition(PRState.DRAFT, "cancel", PRState.CANCELLED, STAFF),
+        Transition(PRState.RETURNED, "submit", PRState.SUBMITTED, STAFF),
+        Transition(PRState.RETURNED, "cancel", PRState.CANCELLED, STAFF),
+        Transition(PRState.SUBMITTED, "approve", PRState.APPROVED, SPV),
+        Transition(PRState.SUBMITTED, "reject", PRState.REJECTED, SPV, comment_required=True),
+        Transition(PRState.SUBMITTED, "return", PRState.RETURNED, SPV, comment_required=True),
+        Transition(PRState.APPROVED, "order", PRState.ORDERED, STAFF),
+    ],
+    PurchaseRequestEvent,
+    "purchase_request_id",
+)
+PR_DECISIONS = ("approve", "reject", "return")
+EDITABLE = (PRState.DRAFT, PRState.RETURNED)
+
+PO_WORKFLOW = StateMachine(
+    "purchase_order",
+    [
+        Transition(POState.SUBMITTED, "approve", POState.APPROVED, DIST_SPV),
+        Transition(POState.SUBMITTED, "reject", POState.REJECTED, DIST_SPV, comment_required=True),
+    ],
+    PurchaseOrderEvent,
+    "purchase_order_id",
+)
+
+
+def pr_allows(pr, action, user) -> bool:
+    """Whether ``user`` may take ``action`` on ``pr`` now: the same rules the services enforce."""
+    if not user.is_wapu or user.wapu_id != pr.wapu_id:
+        return False
+    if action == "edit":
+        return pr.state in EDITABLE and user.role == Role.WAPU_STAFF
+    if action in PR_DECISIONS and user.id == pr.created_by_id:
+        return False
+    return PR_WORKFLOW.can(pr, action, user.role)

@@ -4,57 +4,29 @@ from datetime import date
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from scm.auth.models import Role, User
 from scm.core.database import next_number, utcnow
-from scm.core.errors import ServiceError
+from scm.core.errors import ServiceError, ValidationErrors
 from scm.core.formatting import to_wib, today_wib
 from scm.core.services import notify, record_audit, register_notification
-from scm.core.workflow import StateMachine, Transition
 from scm.extensions import db
 from scm.procurement.models import (
+    PO_WORKFLOW,
+    PR_DECISIONS,
+    PR_WORKFLOW,
     POState,
     PRState,
     PurchaseOrder,
     PurchaseOrderEvent,
     PurchaseRequest,
     PurchaseRequestEvent,
+    pr_allows,
 )
 from scm.quota.services import issue_quota
 from scm.registration.models import WapuStatus
-
-STAFF = frozenset({Role.WAPU_STAFF})
-SPV = frozenset({Role.WAPU_SPV})
-DIST_SPV = frozenset({Role.DIST_SPV})
-
-PR_WORKFLOW = StateMachine(
-    "purchase_request",
-    [
-        Transition(PRState.DRAFT, "submit", PRState.SUBMITTED, STAFF),
-        Transition(PRState.DRAFT, "cancel", PRState.CANCELLED, STAFF),
-        Transition(PRState.RETURNED, "submit", PRState.SUBMITTED, STAFF),
-        Transition(PRState.RETURNED, "cancel", PRState.CANCELLED, STAFF),
-        Transition(PRState.SUBMITTED, "approve", PRState.APPROVED, SPV),
-        Transition(PRState.SUBMITTED, "reject", PRState.REJECTED, SPV, comment_required=True),
-        Transition(PRState.SUBMITTED, "return", PRState.RETURNED, SPV, comment_required=True),
-        Transition(PRState.APPROVED, "order", PRState.ORDERED, STAFF),
-    ],
-    PurchaseRequestEvent,
-    "purchase_request_id",
-)
-PR_DECISIONS = ("approve", "reject", "return")
-EDITABLE = (PRState.DRAFT, PRState.RETURNED)
-
-PO_WORKFLOW = StateMachine(
-    "purchase_order",
-    [
-        Transition(POState.SUBMITTED, "approve", POState.APPROVED, DIST_SPV),
-        Transition(POState.SUBMITTED, "reject", POState.REJECTED, DIST_SPV, comment_required=True),
-    ],
-    PurchaseOrderEvent,
-    "purchase_order_id",
-)
 
 register_notification("pr_submitted", _l("Purchase request %(number)s for %(quantity)s e-Meterai waits for your approval."))
 register_notification("pr_approved", _l("Your purchase request %(number)s was approved: you can now raise the PO."))
@@ -83,20 +55,9 @@ def _check_can_order(wapu):
         raise ServiceError(reason, code="wapu_not_active")
 
 
-def _same_wapu(obj, actor):
-    if actor.wapu_id != obj.wapu_id:
+def _same_wapu(obj, actor, column="wapu_id"):
+    if actor.wapu_id != getattr(obj, column):
         raise ServiceError(_l("This belongs to another WAPU."), code="forbidden")
-
-
-def pr_allows(pr, action, user) -> bool:
-    """Whether ``user`` may take ``action`` on ``pr`` now: the same rules the services enforce."""
-    if not user.is_wapu or user.wapu_id != pr.wapu_id:
-        return False
-    if action == "edit":
-        return pr.state in EDITABLE and user.role == Role.WAPU_STAFF
-    if action in PR_DECISIONS and user.id == pr.created_by_id:
-        return False
-    return PR_WORKFLOW.can(pr, action, user.role)
 
 
 def _clean_pr(quantity, needed_by, purpose):
@@ -110,18 +71,17 @@ def _clean_pr(quantity, needed_by, purpose):
     if len(purpose) > 1000:
         errors["purpose"] = _l("At most %(n)d characters.", n=1000)
     if errors:
-        from scm.registration.services import ValidationErrors
-
         raise ValidationErrors(errors)
     return quantity, needed_by, purpose
 
 
-def create_purchase_request(actor, quantity: int, needed_by: date | None, purpose: str, submit=False):
-    """STAFF creates a PR, saved as a draft or submitted to the SPV at once."""
+def create_purchase_request(wapu, actor, *, quantity: int, needed_by: date | None = None, purpose: str = "",
+                            submit=False):
+    """STAFF of ``wapu`` creates a PR, saved as a draft or submitted to the SPV at once."""
     if actor.role != Role.WAPU_STAFF:
         raise ServiceError(_l("Only WAPU staff raise purchase requests."), code="forbidden")
+    _same_wapu(wapu, actor, "id")
     quantity, needed_by, purpose = _clean_pr(quantity, needed_by, purpose)
-    wapu = actor.wapu
     year = to_wib(utcnow()).year
     pr = PurchaseRequest(
         wapu_id=wapu.id, number=f"PR/{wapu.code}/{year}/{next_number(f'pr-{wapu.code}-{year}'):05d}",
@@ -137,7 +97,7 @@ def create_purchase_request(actor, quantity: int, needed_by: date | None, purpos
     return pr
 
 
-def update_purchase_request(pr, actor, quantity: int, needed_by: date | None, purpose: str, submit=False):
+def update_purchase_request(pr, actor, *, quantity: int, needed_by: date | None, purpose: str, submit=False):
     """STAFF edits a draft or returned PR (and may submit it again)."""
     _same_wapu(pr, actor)
     if not pr_allows(pr, "edit", actor):
@@ -164,7 +124,7 @@ def cancel_purchase_request(pr, actor):
     PR_WORKFLOW.apply(pr, "cancel", actor, actor.role)
 
 
-def decide_purchase_request(pr, actor, action: str, comment: str = ""):
+def decide_purchase_request(pr, actor, *, action: str, comment: str = ""):
     """The WAPU's SPV approves, rejects or returns a PR; never one they created."""
     if action not in PR_DECISIONS:
         raise ServiceError(_l("Unknown decision."))
@@ -213,14 +173,14 @@ def create_purchase_order(pr, actor):
     return po
 
 
-def decide_purchase_order(po, actor, action: str, comment: str = ""):
+def decide_purchase_order(po, actor, *, action: str, comment: str = ""):
     """DIST_SPV approves (quota is issued in the same transaction, exactly once) or rejects a PO."""
     if action not in ("approve", "reject"):
         raise ServiceError(_l("Unknown decision."))
     PO_WORKFLOW.apply(po, action, actor, actor.role, comment=comment)
     po.decided_at = utcnow()
     if action == "approve":
-        issue_quota(po.wapu_id, po.quantity, key=f"po-{po.id}", reference=po.number, actor=actor)
+        issue_quota(po.wapu_id, actor, quantity=po.quantity, key=f"po-{po.id}", reference=po.number)
     recipients = [u for u in po.wapu.users if u.role in (Role.WAPU_STAFF, Role.WAPU_SPV, Role.WAPU_FIN)]
     notify(recipients, "po_approved" if action == "approve" else "po_rejected", f"/purchase-orders/{po.id}",
            number=po.number, quantity=po.quantity, comment=(comment or "").strip())
@@ -233,22 +193,9 @@ def _wapu_users(wapu_id, role):
     ).scalars().all()
 
 
-def dashboard_for(user) -> dict:
-    """What each role's dashboard shows: balances, what waits for this user, recent orders."""
-    from sqlalchemy import func
-    from sqlalchemy.orm import joinedload
-
-    from scm.quota.models import EntryKind, QuotaEntry
-    from scm.quota.services import account_for
-    from scm.registration.services import registration_counts
-
+def dashboard_panel(user, today) -> dict:
+    """The ordering part of a dashboard: what waits for this user, recent orders, why ordering is blocked."""
     if user.is_distributor:
-        now = to_wib(utcnow())
-        month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        issued = db.session.execute(
-            select(func.coalesce(func.sum(QuotaEntry.quantity), 0))
-            .where(QuotaEntry.kind == EntryKind.ISSUE, QuotaEntry.created_at >= month_start)
-        ).scalar()
         waiting_pos = db.session.execute(
             select(PurchaseOrder).where(PurchaseOrder.state == POState.SUBMITTED)
             .options(joinedload(PurchaseOrder.wapu)).order_by(PurchaseOrder.id).limit(10)
@@ -256,8 +203,7 @@ def dashboard_for(user) -> dict:
         waiting_count = db.session.execute(
             select(func.count()).select_from(PurchaseOrder).where(PurchaseOrder.state == POState.SUBMITTED)
         ).scalar()
-        return {"registration_counts": registration_counts(), "issued_this_month": issued,
-                "waiting_pos": waiting_pos, "waiting_po_count": waiting_count}
+        return {"waiting_pos": waiting_pos, "waiting_po_count": waiting_count}
 
     if user.role == Role.WAPU_SPV:
         waiting = select(PurchaseRequest).where(PurchaseRequest.wapu_id == user.wapu_id,
@@ -278,5 +224,5 @@ def dashboard_for(user) -> dict:
     recent_pos = db.session.execute(
         select(PurchaseOrder).where(PurchaseOrder.wapu_id == user.wapu_id).order_by(PurchaseOrder.id.desc()).limit(5)
     ).scalars().all()
-    return {"wapu": user.wapu, "account": account_for(user.wapu_id), "waiting_prs": waiting_prs,
-            "recent_prs": recent_prs, "recent_pos": recent_pos, "block_reason": ordering_block_reason(user.wapu)}
+    return {"wapu": user.wapu, "waiting_prs": waiting_prs, "recent_prs": recent_prs, "recent_pos": recent_pos,
+            "block_reason": ordering_block_reason(user.wapu, today)}

@@ -10,13 +10,12 @@ from scm.auth.decorators import roles_required
 from scm.auth.models import WAPU_ROLES, Role
 from scm.auth.scoping import get_scoped_or_404, scope_query
 from scm.core.database import unit_of_work
-from scm.core.errors import ServiceError
+from scm.core.errors import ServiceError, ValidationErrors
 from scm.core.views import field_error, paginate, show_decision_error, wib_day_bounds
 from scm.extensions import db
 from scm.procurement import bp, services
 from scm.procurement.forms import PO_STATES, PR_STATES, DecisionForm, ListFilterForm, PurchaseRequestForm
 from scm.procurement.models import PurchaseOrder, PurchaseRequest
-from scm.registration.services import ValidationErrors
 
 
 def _filtered(model, states, stmt):
@@ -52,12 +51,13 @@ def _save_pr(form, pr=None):
     try:
         with unit_of_work():
             if pr is None:
-                pr = services.create_purchase_request(current_user, form.quantity.data, form.needed_by.data,
-                                                      form.purpose.data, submit=submit)
+                pr = services.create_purchase_request(current_user.wapu, current_user, quantity=form.quantity.data,
+                                                      needed_by=form.needed_by.data, purpose=form.purpose.data,
+                                                      submit=submit)
             else:
                 pr = db.session.get(PurchaseRequest, pr.id)
-                services.update_purchase_request(pr, current_user, form.quantity.data, form.needed_by.data,
-                                                 form.purpose.data, submit=submit)
+                services.update_purchase_request(pr, current_user, quantity=form.quantity.data, needed_by=form.needed_by.data,
+                                                 purpose=form.purpose.data, submit=submit)
             pr_id = pr.id
     except ValidationErrors as error:
         for name, message in error.errors.items():
@@ -134,7 +134,7 @@ def purchase_request_action(pr_id, action):
             elif action == "cancel":
                 services.cancel_purchase_request(pr, current_user)
             else:
-                services.decide_purchase_request(pr, current_user, action, form.comment.data or "")
+                services.decide_purchase_request(pr, current_user, action=action, comment=form.comment.data or "")
     except ServiceError as error:
         show_decision_error(form, error)
         return _pr_page(db.session.get(PurchaseRequest, pr_id), form, 409)
@@ -204,8 +204,8 @@ def purchase_order_action(po_id, action):
         return _po_page(po, form, 400)
     try:
         with unit_of_work():
-            services.decide_purchase_order(db.session.get(PurchaseOrder, po_id), current_user, action,
-                                           form.comment.data or "")
+            services.decide_purchase_order(db.session.get(PurchaseOrder, po_id), current_user, action=action,
+                                           comment=form.comment.data or "")
     except ServiceError as error:
         show_decision_error(form, error)
         return _po_page(db.session.get(PurchaseOrder, po_id), form, 409)

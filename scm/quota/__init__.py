@@ -1,4 +1,4 @@
-"""Quota accounts and the append-only ledger; reserve/commit/release come with the stamping API."""
+"""Quota accounts and the append-only ledger: issue, adjust, balances and verify."""
 
 from flask import Blueprint
 
@@ -6,9 +6,8 @@ bp = Blueprint("quota", __name__)
 
 
 def init_app(app):
-    from scm.quota import usage_views, views  # noqa: F401  (registers routes)
-    from scm.quota.cli import quota_cli, usage_cli
+    from scm.quota import views  # noqa: F401  (registers routes)
+    from scm.quota.cli import quota_cli
 
     app.register_blueprint(bp)
     app.cli.add_command(quota_cli)
-    app.cli.add_command(usage_cli)

@@ -1,6 +1,5 @@
 """Quota accounts (one per WAPU) and the append-only ledger of every movement."""
 
-import enum
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
@@ -8,28 +7,18 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Uniq
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from scm.core.database import UTCDateTime, enum_type, utcnow
+from scm.core.enums import LabelledEnum
 from scm.core.models import TimestampMixin
 from scm.extensions import db
 
 
-class EntryKind(enum.StrEnum):
-    ISSUE = "issue"
-    ADJUST = "adjust"
-    RESERVE = "reserve"
-    COMMIT = "commit"
-    RELEASE = "release"
-    CONSUME = "consume"  # a stamp reported after the fact: available -> consumed directly
-
-    @property
-    def label(self):
-        return {
-            "issue": _l("issued"),
-            "adjust": _l("adjustment"),
-            "reserve": _l("reserved"),
-            "commit": _l("stamped"),
-            "release": _l("returned"),
-            "consume": _l("stamped (reported)"),
-        }[self.value]
+class EntryKind(LabelledEnum):
+    ISSUE = "issue", _l("issued")
+    ADJUST = "adjust", _l("adjustment")
+    RESERVE = "reserve", _l("reserved")
+    COMMIT = "commit", _l("stamped")
+    RELEASE = "release", _l("returned")
+    CONSUME = "consume", _l("stamped (reported)")  # a stamp reported after the fact: available -> consumed directly
 
 
 class QuotaAccount(db.Model):
@@ -81,54 +70,3 @@ class QuotaEntry(TimestampMixin, db.Model):
     available_after: Mapped[int] = mapped_column(Integer, nullable=False)
 
     actor = relationship("User")
-
-
-class StampState(enum.StrEnum):
-    RESERVED = "reserved"
-    STAMPED = "stamped"
-    FAILED = "failed"
-    RELEASED = "released"
-
-    @property
-    def label(self):
-        return {
-            "reserved": _l("reserved"),
-            "stamped": _l("stamped"),
-            "failed": _l("failed"),
-            "released": _l("refunded"),
-        }[self.value]
-
-
-class Stamp(db.Model):
-    """One e-Meterai serial and its life: reserved -> stamped, or released (refunded); or a
-    failure reported after the fact. The serial is unique across all WAPUs."""
-
-    __tablename__ = "stamps"
-    __table_args__ = (
-        Index("ix_stamps_wapu_id_desc", "wapu_id", "id"),
-        Index("ix_stamps_state_expires", "state", "expires_at"),
-        Index("ix_stamps_wapu_stamped_at", "wapu_id", "stamped_at"),
-        Index("ix_stamps_wapu_occurred", "wapu_id", "occurred_at"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    serial: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
-    wapu_id: Mapped[int] = mapped_column(ForeignKey("wapus.id"), nullable=False)
-    state: Mapped[StampState] = mapped_column(enum_type(StampState, length=10), nullable=False)
-    document_type: Mapped[str] = mapped_column(String(40), nullable=False)
-    document_number: Mapped[str | None] = mapped_column(String(100))
-    document_date: Mapped[str | None] = mapped_column(String(40))  # ISO 8601 as sent
-    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)  # what makes a retry "identical"
-    source: Mapped[str] = mapped_column(String(10), nullable=False)  # api, batch, file
-    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"))
-    reserved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    stamped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    release_reason: Mapped[str | None] = mapped_column(String(200))
-    # When it happened: the reservation, then the stamping; for reported events, their stamped_at.
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
-
-    wapu = relationship("Wapu")
-    token = relationship("ApiToken")

@@ -7,6 +7,7 @@ the database's unique (kind, idempotency_key) is the final word on duplicates.
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, time
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, case, func, insert, select, update
@@ -15,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from scm.auth.models import Role
 from scm.core.database import utcnow
 from scm.core.errors import ServiceError
+from scm.core.formatting import WIB
 from scm.core.services import record_audit
 from scm.extensions import db
 from scm.quota.models import EntryKind, QuotaAccount, QuotaEntry
@@ -67,7 +69,7 @@ def _move_statement(columns, guarded):
     return _MOVES[key]
 
 
-def move_quota(wapu_id, kind, quantity, key, reference, actor_id, changes, minimum=None, now=None) -> int:
+def move_quota(wapu_id, actor_id, *, kind, quantity, key, reference, changes, minimum=None, now=None) -> int:
     """The one way quota moves: a conditional UPDATE of the account and its ledger entry.
 
     ``changes`` maps account columns to deltas; ``minimum`` refuses the move unless ``available``
@@ -91,7 +93,35 @@ def move_quota(wapu_id, kind, quantity, key, reference, actor_id, changes, minim
     return row.available
 
 
-def _move(wapu_id, kind, quantity, key, reference, actor, changes, minimum=None):
+def consume_quota_bulk(wapu_id, keys, *, now=None) -> None:
+    """``move_quota``'s sibling for stamps reported in bulk: ``len(keys)`` e-Meterai go from available
+    to consumed in one guarded UPDATE, with one ``consume`` entry per key (a stamp serial).
+
+    Refuses with ``InsufficientQuota`` (nothing changed) unless all of them are available; a key
+    already consumed raises IntegrityError through the unique (kind, key), as ``move_quota`` does.
+    """
+    now = now or utcnow()
+    n = len(keys)
+    row = db.session.execute(
+        update(QuotaAccount)
+        .where(QuotaAccount.wapu_id == wapu_id, QuotaAccount.available >= n)
+        .values(available=QuotaAccount.available - n, consumed=QuotaAccount.consumed + n, updated_at=now)
+        .returning(QuotaAccount.id, QuotaAccount.available)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:
+        raise InsufficientQuota(_l("Not enough quota available."))
+    after = row.available + n
+    entries = []
+    for key in keys:
+        after -= 1
+        entries.append({"account_id": row.id, "wapu_id": wapu_id, "kind": EntryKind.CONSUME, "quantity": 1,
+                        "idempotency_key": key, "reference": key, "actor_id": None, "available_after": after,
+                        "created_at": now})
+    db.session.execute(_INSERT_ENTRY, entries)
+
+
+def _move(wapu_id, kind, quantity, key, reference, actor, changes, minimum=None, now=None):
     """``move_quota`` once per (kind, key): a retry returns the first entry. Returns (entry, created)."""
     existing = find_entry(kind, key)
     if existing is not None:
@@ -99,25 +129,27 @@ def _move(wapu_id, kind, quantity, key, reference, actor, changes, minimum=None)
     ensure_account(wapu_id)
     try:
         with db.session.begin_nested():
-            move_quota(wapu_id, kind, quantity, key, reference, getattr(actor, "id", None), changes, minimum)
+            move_quota(wapu_id, getattr(actor, "id", None), kind=kind, quantity=quantity, key=key,
+                       reference=reference, changes=changes, minimum=minimum, now=now)
     except IntegrityError:  # the same movement was written concurrently: it counts once
         return find_entry(kind, key), False
     return find_entry(kind, key), True
 
 
-def issue_quota(wapu_id: int, quantity: int, key: str, reference: str, actor=None) -> QuotaEntry:
-    """Add ``quantity`` to the WAPU's available and issued quota, once per ``key`` (e.g. ``po-42``)."""
+def issue_quota(wapu_id: int, actor=None, *, quantity: int, key: str, reference: str, now=None) -> QuotaEntry:
+    """Add ``quantity`` to the WAPU's available and issued quota, once per ``key`` (e.g. ``po-42``);
+    ``now`` dates the entry (the demo's history), else the clock."""
     if quantity <= 0:
         raise ServiceError(_l("The quantity must be a positive whole number."), field="quantity")
     entry, created = _move(wapu_id, EntryKind.ISSUE, quantity, key, reference, actor,
-                           {"available": quantity, "issued": quantity})
+                           {"available": quantity, "issued": quantity}, now=now)
     if created:
         record_audit(actor, "quota.issue", entry, f"+{quantity} to WAPU {wapu_id} ({reference})",
                      object_type="QuotaEntry", object_id=entry.id)
     return entry
 
 
-def adjust_quota(wapu_id: int, delta: int, reason: str, actor, key: str | None = None) -> QuotaEntry:
+def adjust_quota(wapu_id: int, actor, *, delta: int, reason: str, key: str | None = None) -> QuotaEntry:
     """A correction by the distributor admin, with a reason; never takes ``available`` below zero."""
     if actor is None or actor.role != Role.DIST_ADMIN:
         raise ServiceError(_l("Only the distributor administrator may adjust quota."), code="forbidden")
@@ -193,3 +225,15 @@ def verify_ledger() -> list:
             mismatches.append(Mismatch(account.wapu_id, "balance", account.available + account.reserved
                                        + account.consumed, account.issued + account.adjusted))
     return mismatches
+
+
+def dashboard_panel(user, today) -> dict:
+    """The quota part of a dashboard: the WAPU's balances, or the quota issued this (WIB) month."""
+    if user.is_wapu:
+        return {"account": account_for(user.wapu_id)}
+    month_start = datetime.combine(today.replace(day=1), time.min, WIB)
+    issued = db.session.execute(
+        select(func.coalesce(func.sum(QuotaEntry.quantity), 0))
+        .where(QuotaEntry.kind == EntryKind.ISSUE, QuotaEntry.created_at >= month_start)
+    ).scalar()
+    return {"issued_this_month": issued}

@@ -1,6 +1,4 @@
-"""Quota pages: a WAPU's balance and ledger; every WAPU's balance for the distributor; usage file import."""
-
-import os
+"""Quota pages: a WAPU's balance and ledger; every WAPU's balance for the distributor."""
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -16,19 +14,8 @@ from scm.core.errors import ServiceError
 from scm.core.views import field_error, paginate
 from scm.extensions import db
 from scm.quota import bp, services
-from scm.quota.forms import AdjustForm, UsageApplyForm, UsageImportForm
+from scm.quota.forms import AdjustForm
 from scm.quota.models import QuotaAccount, QuotaEntry
-from scm.quota.stamping import run_once_more_on_conflict
-from scm.quota.usage_import import (
-    MAX_BYTES,
-    MAX_ROWS,
-    UsageFileError,
-    apply_usage_file,
-    hold_usage_file,
-    read_usage_file,
-    release_usage_file,
-    take_usage_file,
-)
 from scm.registration.models import Wapu
 
 # A WAPU without an account yet counts as zero on every database (NULLs sort differently).
@@ -59,7 +46,7 @@ def wapu_quota(wapu_id):
         if form.validate_on_submit():
             try:
                 with unit_of_work():
-                    services.adjust_quota(wapu_id, form.delta.data, form.reason.data, current_user)
+                    services.adjust_quota(wapu_id, current_user, delta=form.delta.data, reason=form.reason.data)
             except ServiceError as error:
                 field_error(form, error)
             else:
@@ -86,44 +73,3 @@ def accounts():
             .order_by(column.desc() if descending else column.asc(), Wapu.code))
     return render_template("quota/accounts.html", rows=db.session.execute(stmt).all(), sort=sort,
                            descending=descending)
-
-
-@bp.route("/usage/import", methods=["GET", "POST"])
-@roles_required(Role.DIST_ADMIN)
-def import_usage():
-    """Upload a usage report (CSV or XLSX): every row is checked, then a preview; nothing changes yet."""
-    form = UsageImportForm()
-    if form.validate_on_submit():
-        data = form.file.data.stream.read(MAX_BYTES + 1)
-        name = os.path.basename(form.file.data.filename or "")[:200]
-        try:
-            usage = read_usage_file(data, name)
-        except UsageFileError as error:
-            return _upload_page(form, error)
-        return render_template("quota/usage_import_preview.html", usage=usage, rows=usage.preview(),
-                               form=UsageApplyForm(token=hold_usage_file(data, name)))
-    return _upload_page(form)
-
-
-@bp.route("/usage/import/apply", methods=["POST"])
-@roles_required(Role.DIST_ADMIN)
-def apply_usage_import():
-    """Check the held file again and apply it in one unit of work; show what became of its stamps."""
-    form = UsageApplyForm()
-    held = take_usage_file(form.token.data) if form.validate_on_submit() else None
-    if held is None:
-        flash(_("The uploaded file is no longer available; upload it again."), "warning")
-        return redirect(url_for("quota.import_usage"))
-    try:
-        usage = read_usage_file(*held)
-        result = run_once_more_on_conflict(lambda: apply_usage_file(usage, current_user))
-    except UsageFileError as error:
-        return _upload_page(UsageImportForm(), error)
-    finally:
-        release_usage_file(form.token.data)
-    return render_template("quota/usage_import_preview.html", usage=usage, result=result)
-
-
-def _upload_page(form, error=None):
-    return render_template("quota/usage_import.html", form=form, error=error, max_rows=MAX_ROWS,
-                           max_mb=MAX_BYTES // (1024 * 1024)), 422 if error else 200

@@ -8,6 +8,8 @@ bp = Blueprint("registration", __name__)
 def init_app(app):
     from scm.registration import views  # noqa: F401  (registers routes)
     from scm.registration.cli import wapu_cli
+    from scm.registration.validators import format_npwp
 
     app.register_blueprint(bp)
     app.cli.add_command(wapu_cli)
+    app.jinja_env.filters["npwp"] = lambda digits: format_npwp(digits) if digits else ""

@@ -1,6 +1,5 @@
 """WAPU registrations (with their PICs and review history), WAPUs and their contracts."""
 
-import enum
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -19,50 +18,35 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from scm.auth.models import Role
+from scm.auth.models import REVIEWER_ROLES, Role
 from scm.core.database import UTCDateTime, enum_type, utcnow
+from scm.core.enums import LabelledEnum
 from scm.core.models import TimestampMixin, WorkflowEventMixin
+from scm.core.workflow import StateMachine, Transition
 from scm.extensions import db
 from scm.registration.validators import format_npwp
 
 
-class RegistrationState(enum.StrEnum):
-    SUBMITTED = "submitted"
-    RETURNED = "returned"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-
-    @property
-    def label(self):
-        return {
-            "submitted": _l("waiting for review"),
-            "returned": _l("sent back for correction"),
-            "approved": _l("approved"),
-            "rejected": _l("rejected"),
-        }[self.value]
+class RegistrationState(LabelledEnum):
+    SUBMITTED = "submitted", _l("waiting for review")
+    RETURNED = "returned", _l("sent back for correction")
+    APPROVED = "approved", _l("approved")
+    REJECTED = "rejected", _l("rejected")
 
 
-class ContactKind(enum.StrEnum):
-    SPV = "SPV"
-    FIN = "FIN"
-    STAFF = "STAFF"
+class ContactKind(LabelledEnum):
+    SPV = "SPV", _l("Supervisor (SPV)")
+    FIN = "FIN", _l("Finance (FIN)")
+    STAFF = "STAFF", _l("Staff (STAFF)")
 
     @property
     def role(self) -> Role:
         return Role(f"WAPU_{self.value}")
 
-    @property
-    def label(self):
-        return {"SPV": _l("Supervisor (SPV)"), "FIN": _l("Finance (FIN)"), "STAFF": _l("Staff (STAFF)")}[self.value]
 
-
-class WapuStatus(enum.StrEnum):
-    ACTIVE = "active"
-    SUSPENDED = "suspended"
-
-    @property
-    def label(self):
-        return {"active": _l("active"), "suspended": _l("suspended")}[self.value]
+class WapuStatus(LabelledEnum):
+    ACTIVE = "active", _l("active")
+    SUSPENDED = "suspended", _l("suspended")
 
 
 class CompanyMixin:
@@ -176,8 +160,6 @@ class Registration(CompanyMixin, TimestampMixin, db.Model):
 
     def can(self, action, user) -> bool:
         """Whether ``user`` may take ``action`` now (drives which buttons are shown)."""
-        from scm.registration.services import REGISTRATION_WORKFLOW
-
         return REGISTRATION_WORKFLOW.can(self, action, user.role)
 
 
@@ -205,3 +187,21 @@ class RegistrationEvent(WorkflowEventMixin, db.Model):
 
     registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id"), index=True, nullable=False)
     registration = relationship("Registration", back_populates="events")
+
+
+# The review's state machine: (state, action) -> target state and the roles allowed.
+APPLICANT = "APPLICANT"  # the public applicant, acting through the private correction link
+S = RegistrationState
+
+REGISTRATION_WORKFLOW = StateMachine(
+    "registration",
+    [
+        Transition(S.SUBMITTED, "approve", S.APPROVED, REVIEWER_ROLES),
+        Transition(S.SUBMITTED, "reject", S.REJECTED, REVIEWER_ROLES, comment_required=True),
+        Transition(S.SUBMITTED, "send_back", S.RETURNED, REVIEWER_ROLES, comment_required=True),
+        Transition(S.RETURNED, "resubmit", S.SUBMITTED, frozenset({APPLICANT})),
+        Transition(S.RETURNED, "reject", S.REJECTED, REVIEWER_ROLES, comment_required=True),
+    ],
+    RegistrationEvent,
+    "registration_id",
+)

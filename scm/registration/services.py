@@ -13,13 +13,14 @@ from sqlalchemy.exc import IntegrityError
 from scm.auth.models import REVIEWER_ROLES, Role, User
 from scm.auth.services import check_email, create_user, email_in_use
 from scm.core.database import next_number, utcnow
-from scm.core.errors import ServiceError
+from scm.core.errors import ServiceError, ValidationErrors
 from scm.core.formatting import to_wib
 from scm.core.services import queue_email, record_audit
 from scm.core.uploads import Upload, store_upload
-from scm.core.workflow import StateMachine, Transition
 from scm.extensions import db
 from scm.registration.models import (
+    APPLICANT,
+    REGISTRATION_WORKFLOW,
     ContactKind,
     Contract,
     Registration,
@@ -36,30 +37,6 @@ from scm.registration.validators import (
     clean_nib,
     clean_npwp,
 )
-
-APPLICANT = "APPLICANT"  # the public applicant, acting through the private correction link
-S = RegistrationState
-
-REGISTRATION_WORKFLOW = StateMachine(
-    "registration",
-    [
-        Transition(S.SUBMITTED, "approve", S.APPROVED, REVIEWER_ROLES),
-        Transition(S.SUBMITTED, "reject", S.REJECTED, REVIEWER_ROLES, comment_required=True),
-        Transition(S.SUBMITTED, "send_back", S.RETURNED, REVIEWER_ROLES, comment_required=True),
-        Transition(S.RETURNED, "resubmit", S.SUBMITTED, frozenset({APPLICANT})),
-        Transition(S.RETURNED, "reject", S.REJECTED, REVIEWER_ROLES, comment_required=True),
-    ],
-    RegistrationEvent,
-    "registration_id",
-)
-
-
-class ValidationErrors(ServiceError):
-    """Several field errors at once: ``errors`` maps field name to message."""
-
-    def __init__(self, errors):
-        super().__init__(next(iter(errors.values())), field=next(iter(errors)))
-        self.errors = errors
 
 
 @dataclass
@@ -158,7 +135,7 @@ def clean_registration(data: RegistrationInput, exclude_id=None) -> dict:
 def npwp_taken(npwp: str, exclude_id=None) -> bool:
     """An NPWP registers once: taken by a WAPU or by a registration that was not rejected."""
     open_regs = select(func.count()).select_from(Registration).where(
-        Registration.npwp == npwp, Registration.state != S.REJECTED
+        Registration.npwp == npwp, Registration.state != RegistrationState.REJECTED
     )
     if exclude_id is not None:
         open_regs = open_regs.where(Registration.id != exclude_id)
@@ -188,14 +165,14 @@ def _flush_or_duplicate():
         ) from None
 
 
-def submit_registration(data: RegistrationInput, upload: Upload, entered_by=None) -> Registration:
-    """A new registration, from the public form or entered by a distributor user for a WAPU."""
+def submit_registration(entered_by, *, data: RegistrationInput, upload: Upload) -> Registration:
+    """A new registration, from the public form (``entered_by`` None) or entered by a distributor user."""
     clean = clean_registration(data)
     stored = store_upload(upload)
     year = to_wib(utcnow()).year
     reg = Registration(
         reference=f"REG-{year}-{next_number(f'registration-{year}'):06d}",
-        state=S.SUBMITTED,
+        state=RegistrationState.SUBMITTED,
         contract_file=stored,
         entered_by=entered_by,
     )
@@ -203,7 +180,7 @@ def submit_registration(data: RegistrationInput, upload: Upload, entered_by=None
     db.session.add(reg)
     _flush_or_duplicate()
     db.session.add(RegistrationEvent(registration_id=reg.id, action="submit", from_state=None,
-                                     to_state=S.SUBMITTED, actor_id=getattr(entered_by, "id", None)))
+                                     to_state=RegistrationState.SUBMITTED, actor_id=getattr(entered_by, "id", None)))
     record_audit(entered_by, "registration.submit", reg, f"{reg.reference} {reg.name} NPWP {reg.npwp_formatted}",
                  actor_label=None if entered_by else "public")
     for contact in reg.contacts:
@@ -232,12 +209,12 @@ def registration_for_correction(token: str):
     reg = db.session.execute(
         select(Registration).where(Registration.correction_token_hash == _token_hash(token))
     ).scalar_one_or_none()
-    if reg is None or reg.state != S.RETURNED or reg.correction_expires_at < utcnow():
+    if reg is None or reg.state != RegistrationState.RETURNED or reg.correction_expires_at < utcnow():
         return None
     return reg
 
 
-def resubmit_registration(reg: Registration, data: RegistrationInput, upload: Upload | None, actor=None):
+def resubmit_registration(reg: Registration, actor, *, data: RegistrationInput, upload: Upload | None):
     """The applicant corrects a registration that was sent back and submits it again."""
     clean = clean_registration(data, exclude_id=reg.id)
     if upload is not None:
@@ -252,7 +229,7 @@ def resubmit_registration(reg: Registration, data: RegistrationInput, upload: Up
     return reg
 
 
-def send_back_registration(reg: Registration, actor, reason: str) -> str:
+def send_back_registration(reg: Registration, actor, *, reason: str) -> str:
     """Return a registration for correction; mails the applicant a private link (returned)."""
     REGISTRATION_WORKFLOW.apply(reg, "send_back", actor, actor.role, comment=reason)
     token = secrets.token_urlsafe(32)
@@ -266,7 +243,7 @@ def send_back_registration(reg: Registration, actor, reason: str) -> str:
     return token
 
 
-def reject_registration(reg: Registration, actor, reason: str) -> None:
+def reject_registration(reg: Registration, actor, *, reason: str) -> None:
     """Refuse a registration, with the reason the applicant will read."""
     REGISTRATION_WORKFLOW.apply(reg, "reject", actor, actor.role, comment=reason)
     reg.correction_token_hash = None
@@ -312,8 +289,8 @@ def approve_registration(reg: Registration, actor) -> list:
     record_audit(actor, "wapu.create", wapu, f"{wapu.code} {wapu.name} from {reg.reference}")
     issued = []
     for contact in reg.contacts:
-        user, password = create_user(actor, email=contact.email, name=contact.name,
-                                     role=contact.kind.role, wapu=wapu, phone=contact.phone)
+        user, password = create_user(wapu, actor, email=contact.email, name=contact.name,
+                                     role=contact.kind.role, phone=contact.phone)
         issued.append(IssuedCredential(contact.kind, user.name, user.email, user.role, password))
         queue_email(user.email, "credentials_issued", sensitive=True, user=user, wapu=wapu,
                     password=password, login_url=f"{current_app.config['PUBLIC_BASE_URL']}/login")
@@ -327,6 +304,11 @@ def registration_counts() -> dict:
     counts = {state: 0 for state in RegistrationState}
     counts.update({state: n for state, n in rows})
     return counts
+
+
+def dashboard_panel(user, today) -> dict:
+    """The registration part of a distributor's dashboard: registrations per state."""
+    return {"registration_counts": registration_counts()} if user.is_distributor else {}
 
 
 def list_wapus():

@@ -9,14 +9,15 @@ from scm.auth.decorators import roles_required
 from scm.auth.models import DISTRIBUTOR_ROLES, REVIEWER_ROLES
 from scm.auth.scoping import get_scoped_or_404
 from scm.core.database import unit_of_work
-from scm.core.errors import ServiceError
+from scm.core.errors import ServiceError, ValidationErrors
 from scm.core.uploads import hold_upload, read_pdf_upload, release_held_upload, stored_path, take_held_upload
 from scm.core.views import no_store, paginate, show_decision_error
 from scm.extensions import db
 from scm.registration import bp, services
 from scm.registration.forms import DecisionForm, RegistrationForm
 from scm.registration.models import Contract, Registration, RegistrationState, Wapu
-from scm.registration.services import ValidationErrors
+
+HELD_KIND = "contracts"  # the folder of contracts held between two tries of a form
 
 
 def _read_upload(form, required):
@@ -24,7 +25,7 @@ def _read_upload(form, required):
     file = form.contract_file.data
     if file and getattr(file, "filename", ""):
         return read_pdf_upload(file)
-    held = take_held_upload(form.held_upload.data)
+    held = take_held_upload(form.held_upload.data, HELD_KIND)
     if held is None and required:
         raise ServiceError(_("Upload the contract as a PDF."), field="contract_file")
     return held
@@ -55,7 +56,7 @@ def _save_registration(form, action, *, required_file, exclude_id=None):
         except ServiceError as error:
             errors = {error.field or "": error.message}
         else:
-            release_held_upload(form.held_upload.data)
+            release_held_upload(form.held_upload.data, HELD_KIND)
             return result
     else:
         try:
@@ -65,13 +66,13 @@ def _save_registration(form, action, *, required_file, exclude_id=None):
     form.show_errors(errors)
     file = form.contract_file.data
     if upload is not None and file and getattr(file, "filename", ""):  # a new valid file replaces a held one
-        release_held_upload(form.held_upload.data)
-        form.held_upload.data = hold_upload(upload)
+        release_held_upload(form.held_upload.data, HELD_KIND)
+        form.held_upload.data = hold_upload(upload, HELD_KIND)
     return None
 
 
 def _held_name(form):
-    held = take_held_upload(form.held_upload.data)
+    held = take_held_upload(form.held_upload.data, HELD_KIND)
     return held.original_name if held else None
 
 
@@ -82,10 +83,10 @@ def register():
     entered_by = current_user if current_user.is_authenticated and current_user.is_distributor else None
     if current_user.is_authenticated and not entered_by:
         flash(_("Your company is already registered."), "info")
-        return redirect(url_for("core.index"))
+        return redirect(url_for("home.index"))
     if request.method == "POST":
         reg = _save_registration(
-            form, lambda data, upload: services.submit_registration(data, upload, entered_by),
+            form, lambda data, upload: services.submit_registration(entered_by, data=data, upload=upload),
             required_file=True,
         )
         if reg is not None:
@@ -117,7 +118,7 @@ def correct(token):
         reg_id = reg.id
 
         def resubmit(data, upload):
-            return services.resubmit_registration(db.session.get(Registration, reg_id), data, upload)
+            return services.resubmit_registration(db.session.get(Registration, reg_id), None, data=data, upload=upload)
 
         done = _save_registration(form, resubmit, required_file=False, exclude_id=reg_id)
         if done is not None:
@@ -172,9 +173,9 @@ def decide(reg_id, action):
             if action == "approve":
                 issued = services.approve_registration(reg, current_user)
             elif action == "reject":
-                services.reject_registration(reg, current_user, form.comment.data)
+                services.reject_registration(reg, current_user, reason=form.comment.data)
             else:
-                services.send_back_registration(reg, current_user, form.comment.data)
+                services.send_back_registration(reg, current_user, reason=form.comment.data)
     except ServiceError as error:
         show_decision_error(form, error)
         reg = db.session.get(Registration, reg_id)

@@ -30,26 +30,26 @@ def make_history(app, wapu_id):
     Available quota after each step: 17 after the stamped ones; each refund goes 16 -> 17; 16 at the end."""
     from scm.core.database import unit_of_work, utcnow
     from scm.quota.services import issue_quota
-    from scm.quota.stamping import StampEvent, StampInput, commit_stamp, ingest_events, release_stamp, reserve_stamp
+    from scm.stamping.services import StampEvent, StampInput, commit_stamp, ingest_events, release_stamp, reserve_stamp
 
     with app.app_context():
         with unit_of_work():
-            issue_quota(wapu_id, 20, key="po-e2e-usage", reference="PO/E2E/1")
+            issue_quota(wapu_id, quantity=20, key="po-e2e-usage", reference="PO/E2E/1")
         for serial in STAMPED:
             with unit_of_work():
-                reserve_stamp(wapu_id, None, StampInput(serial, "surat_perjanjian", f"SPK/{serial}"))
+                reserve_stamp(wapu_id, None, data=StampInput(serial, "surat_perjanjian", f"SPK/{serial}"))
             with unit_of_work():
                 commit_stamp(wapu_id, serial)
         for serial in REFUNDED:
             with unit_of_work():
-                reserve_stamp(wapu_id, None, StampInput(serial, "surat_perjanjian", f"SPK/{serial}"))
+                reserve_stamp(wapu_id, None, data=StampInput(serial, "surat_perjanjian", f"SPK/{serial}"))
             with unit_of_work():
-                release_stamp(wapu_id, serial, REASON)
+                release_stamp(wapu_id, serial, reason=REASON)
         with unit_of_work():
-            results = ingest_events(wapu_id, None, [StampEvent(FAILED, "failed", utcnow(), "akta_notaris", "AKTA/9")])
+            results = ingest_events(wapu_id, None, events=[StampEvent(FAILED, "failed", utcnow(), "akta_notaris", "AKTA/9")])
             assert results == [{"serial": FAILED, "result": "applied"}]
         with unit_of_work():
-            reserve_stamp(wapu_id, None, StampInput(RESERVED, "cek", "CEK/1"))
+            reserve_stamp(wapu_id, None, data=StampInput(RESERVED, "cek", "CEK/1"))
 
 
 def test_wapu_user_filters_history_opens_refunded_stamp_and_exports(app, page, factory, tmp_path):

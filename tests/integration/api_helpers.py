@@ -14,9 +14,10 @@ from werkzeug.serving import make_server
 from scm.api.services import create_token
 from scm.core.database import unit_of_work
 from scm.extensions import db
-from scm.quota.models import EntryKind, QuotaAccount, QuotaEntry, Stamp
+from scm.quota.models import EntryKind, QuotaAccount, QuotaEntry
 from scm.quota.services import issue_quota
-from tests.conftest import free_port
+from scm.stamping.models import Stamp
+from tests.fixtures import free_port
 
 PROBLEM = "application/problem+json"
 STAMPED_AT = "2026-11-23T09:30:00+07:00"
@@ -28,13 +29,13 @@ BALANCE_KEYS = ("available", "reserved", "consumed", "issued")
 
 def new_token(app, wapu_id, name="test"):
     with app.app_context(), unit_of_work():
-        _, plaintext = create_token(None, wapu_id, name)
+        _, plaintext = create_token(wapu_id, None, name=name)
     return plaintext
 
 
 def give_quota(app, wapu_id, quantity, key="po-test"):
     with app.app_context(), unit_of_work():
-        issue_quota(wapu_id, quantity, key=key, reference=key)
+        issue_quota(wapu_id, quantity=quantity, key=key, reference=key)
 
 
 def balances(app, wapu_id):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.fixtures import free_port
 from tests.integration.api_helpers import (
     HttpApi,
     assert_ledger_verifies,

@@ -22,7 +22,7 @@ from scm.core.database import unit_of_work
 from scm.core.errors import ServiceError
 from scm.extensions import db
 from scm.registration.models import Wapu
-from tests.conftest import insert_stamps
+from tests.fixtures.factories import insert_stamps
 
 NOV, DEC, JAN = date(2026, 11, 1), date(2026, 12, 1), date(2027, 1, 1)
 UTC = timezone.utc

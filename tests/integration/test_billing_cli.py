@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 from openpyxl import load_workbook
 
-from tests.conftest import insert_stamps
+from tests.fixtures.factories import insert_stamps
 
 
 def test_run_issue_and_export_a_month(app, factory, tmp_path):

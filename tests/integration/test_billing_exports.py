@@ -17,7 +17,8 @@ from scm.billing import exports
 from scm.billing.models import CreditNote, Invoice, InvoiceLine, InvoiceState, LineKind, MinimumPolicy
 from scm.registration.models import Wapu
 from scm.registration.validators import format_npwp
-from tests.conftest import insert_stamps, missing, valid_npwp
+from tests.conftest import missing
+from tests.fixtures.factories import insert_stamps, valid_npwp
 
 NOV, OCT = date(2026, 11, 1), date(2026, 10, 1)
 SELLER_NPWP, BUYER_NPWP = valid_npwp(11), valid_npwp(12, digits=16)

@@ -8,7 +8,7 @@ from scm.billing import tasks
 from scm.billing.models import BillingRun, Invoice, InvoiceState, MinimumWarning
 from scm.core.models import Notification
 from scm.extensions import db
-from tests.conftest import insert_stamps
+from tests.fixtures.factories import insert_stamps
 
 UTC = timezone.utc
 

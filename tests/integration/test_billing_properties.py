@@ -46,9 +46,9 @@ from scm.billing.usage import usage_by_month, usage_by_wapu
 from scm.core.database import unit_of_work
 from scm.core.models import Counter as NumberCounter
 from scm.extensions import db
-from scm.quota.models import Stamp
 from scm.registration.models import Contract, Wapu, WapuStatus
-from tests.conftest import insert_stamps
+from scm.stamping.models import Stamp
+from tests.fixtures.factories import insert_stamps
 
 UTC = timezone.utc
 WIB = ZoneInfo("Asia/Jakarta")

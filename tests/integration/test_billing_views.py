@@ -10,7 +10,7 @@ from scm.billing.models import CreditNote, Invoice, InvoiceState, Payment
 from scm.billing.usage import add_months, month_key, month_of
 from scm.core.formatting import today_wib
 from scm.extensions import db
-from tests.conftest import insert_stamps
+from tests.fixtures.factories import insert_stamps
 
 LAST = add_months(month_of(today_wib()), -1)
 KEY = month_key(LAST)
@@ -90,7 +90,7 @@ def test_credit_note_through_the_web(app, billed):
 def test_a_wapu_sees_only_its_own_issued_invoices(app, billed, factory):
     mine = billed["first"]
     email, password = mine["users"]["WAPU_FIN"]
-    from tests.conftest import Client
+    from tests.fixtures.client import Client
 
     client = Client(app.test_client())
     client.login(email, password)

@@ -38,7 +38,8 @@ def test_create_admin_generates_a_one_time_password_and_refuses_bad_input(app):
 
 def _demo_counts():
     from scm.billing.models import CreditNote, Invoice, Payment
-    from scm.quota.models import QuotaEntry, Stamp
+    from scm.quota.models import QuotaEntry
+    from scm.stamping.models import Stamp
 
     return tuple(db.session.execute(select(func.count()).select_from(model)).scalar()
                  for model in (User, Registration, Invoice, Payment, CreditNote, Stamp, QuotaEntry))

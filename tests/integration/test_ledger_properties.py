@@ -34,12 +34,13 @@ from hypothesis.stateful import (
 from sqlalchemy import func, select
 
 from scm.auth.models import User
-from scm.core.database import unit_of_work, utcnow
+from scm.core.database import run_once_more_on_conflict, unit_of_work, utcnow
 from scm.core.errors import ServiceError
 from scm.extensions import db
-from scm.quota.models import EntryKind, QuotaAccount, QuotaEntry, Stamp, StampState
+from scm.quota.models import EntryKind, QuotaAccount, QuotaEntry
 from scm.quota.services import InsufficientQuota, account_for, adjust_quota, issue_quota, verify_ledger
-from scm.quota.stamping import (
+from scm.stamping.models import Stamp, StampState
+from scm.stamping.services import (
     StampError,
     StampEvent,
     StampInput,
@@ -49,7 +50,6 @@ from scm.quota.stamping import (
     ingest_events,
     release_stamp,
     reserve_stamp,
-    run_once_more_on_conflict,
 )
 
 SERIALS = 12  # a small pool, so that retries and conflicts happen often
@@ -150,7 +150,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 admin = db.session.execute(select(User).where(User.email == self.admin_email)).scalar_one()
                 for wapu_id in self.wapu_ids:
                     if available := account_for(wapu_id).available:
-                        adjust_quota(wapu_id, -available, "a new test example", admin)
+                        adjust_quota(wapu_id, admin, delta=-available, reason="a new test example")
             self.balances = {w: {c: getattr(a, c) for c in COLUMNS}
                              for w, a in ((w, account_for(w)) for w in self.wapu_ids)}
             self.sound = {w: self._sound(b) for w, b in self.balances.items()}
@@ -210,7 +210,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def _issue(self, wapu_id, quantity, key):
         def operation():
-            entry = issue_quota(wapu_id, quantity, key=key, reference=f"PO {key}")
+            entry = issue_quota(wapu_id, quantity=quantity, key=key, reference=f"PO {key}")
             return entry.wapu_id, entry.quantity, entry.kind
 
         outcome = self.call("issue", operation)
@@ -235,7 +235,7 @@ class LedgerMachine(RuleBasedStateMachine):
             actor = None
             if as_admin:
                 actor = db.session.execute(select(User).where(User.email == self.admin_email)).scalar_one()
-            entry = adjust_quota(wapu_id, delta, reason, actor, key=key)
+            entry = adjust_quota(wapu_id, actor, delta=delta, reason=reason, key=key)
             return entry.wapu_id, entry.quantity, entry.kind
 
         outcome = self.call("adjust", operation)
@@ -262,7 +262,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def _reserve(self, wapu_id, serial, document_type, now):
         def operation():
-            stamp, created = reserve_stamp(wapu_id, None, StampInput(serial, document_type), now=now)
+            stamp, created = reserve_stamp(wapu_id, None, data=StampInput(serial, document_type), now=now)
             return stamp.serial, stamp.wapu_id, stamp.state, created
 
         outcome = self.call("reserve", operation, stamping=True)
@@ -342,7 +342,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def _release(self, wapu_id, serial, reason, now):
         def operation():
-            stamp, released = release_stamp(wapu_id, serial, reason, now=now)
+            stamp, released = release_stamp(wapu_id, serial, reason=reason, now=now)
             return stamp.state, released
 
         outcome = self.call("release", operation, stamping=True)
@@ -394,7 +394,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.do(lambda: self._batch(self.wapu_ids[w], events, self.clock), minutes)
 
     def _batch(self, wapu_id, events, now):
-        outcome = self.call("batch", lambda: ingest_events(wapu_id, None, events, now=now), stamping=True)
+        outcome = self.call("batch", lambda: ingest_events(wapu_id, None, events=events, now=now), stamping=True)
         before = {serial: (m.wapu_id, m.state, m.fp, m.source) for serial, m in self.serials.items()}
         expected, first_seen, repeats, fresh_stamped, fresh_failed = [None] * len(events), {}, [], [], []
         for index, event in enumerate(events):
@@ -543,7 +543,7 @@ T0 = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
 
 
 def _batch(wapu_id, events, now=None):
-    return [r["result"] for r in run_once_more_on_conflict(lambda: ingest_events(wapu_id, None, events, now=now))]
+    return [r["result"] for r in run_once_more_on_conflict(lambda: ingest_events(wapu_id, None, events=events, now=now))]
 
 
 def test_a_reported_stamp_reported_again_with_other_content_is_a_conflict(app, factory):
@@ -551,7 +551,7 @@ def test_a_reported_stamp_reported_again_with_other_content_is_a_conflict(app, f
     kinds = app.config["DOCUMENT_TYPES"]
     with app.app_context():
         with unit_of_work():
-            issue_quota(wapu_id, 5, key="po-821", reference="PO 821")
+            issue_quota(wapu_id, quantity=5, key="po-821", reference="PO 821")
         stamped, failed = StampEvent("OC-1", "stamped", T0, kinds[0]), StampEvent("OC-2", "failed", T0, kinds[0])
         assert _batch(wapu_id, [stamped, failed]) == ["applied", "applied"]
         assert _batch(wapu_id, [stamped, failed]) == ["duplicate", "duplicate"]  # a retry
@@ -568,12 +568,12 @@ def test_an_identical_repeat_in_a_batch_shares_the_refusal_of_the_first(app, fac
     kind = app.config["DOCUMENT_TYPES"][0]
     with app.app_context():
         with unit_of_work():
-            issue_quota(mine, 5, key="po-822", reference="PO 822")
-            issue_quota(theirs, 5, key="po-823", reference="PO 823")
+            issue_quota(mine, quantity=5, key="po-822", reference="PO 822")
+            issue_quota(theirs, quantity=5, key="po-823", reference="PO 823")
         assert _batch(theirs, [StampEvent("RR-1", "stamped", T0, kind)]) == ["applied"]
         repeated = StampEvent("RR-1", "stamped", T0, kind)
         results = {"conflict": _batch(mine, [repeated, repeated])}
-        run_once_more_on_conflict(lambda: reserve_stamp(mine, None, StampInput("RR-2", kind), now=T0))
+        run_once_more_on_conflict(lambda: reserve_stamp(mine, None, data=StampInput("RR-2", kind), now=T0))
         late = StampEvent("RR-2", "stamped", T0, kind)
         results["expired"] = _batch(mine, [late, late], now=T0 + timedelta(hours=1))
         assert results == {"conflict": ["serial_conflict", "serial_conflict"],

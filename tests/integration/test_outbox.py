@@ -8,13 +8,14 @@ from scm.core.database import unit_of_work, utcnow
 from scm.core.models import OutboxEmail, OutboxState
 from scm.core.services import deliver_outbox, queue_email
 from scm.extensions import db
-from tests.conftest import free_port, registration_form
+from tests.fixtures import free_port
+from tests.fixtures.factories import registration_form
 
 
 def test_action_succeeds_and_mail_waits_when_smtp_is_down(app, client, mailbox):
     import io
 
-    from tests.conftest import pdf_bytes
+    from tests.fixtures.factories import pdf_bytes
 
     app.config["MAIL_PORT"] = free_port()  # nothing listens there
     data = registration_form(401) | {"contract_file": (io.BytesIO(pdf_bytes()), "k.pdf")}

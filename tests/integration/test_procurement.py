@@ -191,7 +191,8 @@ def test_nobody_decides_on_a_pr_they_created(app, team):
         creator.role = Role.WAPU_SPV  # promoted after raising it
         db.session.commit()
         with pytest.raises(ServiceError) as refused, unit_of_work():
-            decide_purchase_request(db.session.get(PurchaseRequest, pr_id), db.session.get(User, creator.id), "approve")
+            decide_purchase_request(db.session.get(PurchaseRequest, pr_id), db.session.get(User, creator.id),
+                                    action="approve")
         assert refused.value.code == "forbidden" and "Anda buat sendiri" in str(refused.value.message)
         assert db.session.get(PurchaseRequest, pr_id).state == PRState.SUBMITTED
 

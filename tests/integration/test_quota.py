@@ -32,13 +32,13 @@ def test_issue_is_idempotent_by_key(app, wapu):
     with app.app_context():
         for _ in range(3):
             with unit_of_work():
-                entry = issue_quota(wapu["id"], 500, key="po-77", reference="PO/TEST/1")
+                entry = issue_quota(wapu["id"], quantity=500, key="po-77", reference="PO/TEST/1")
         assert entry.kind == EntryKind.ISSUE and entry.available_after == 500
         account = _account(wapu["id"])
         assert (account.available, account.issued) == (500, 500)
         assert db.session.execute(select(func.count()).select_from(QuotaEntry)).scalar() == 1
         with unit_of_work():
-            issue_quota(wapu["id"], 200, key="po-78", reference="PO/TEST/2")
+            issue_quota(wapu["id"], quantity=200, key="po-78", reference="PO/TEST/2")
         assert _account(wapu["id"]).available == 700
         assert verify_ledger() == []
 
@@ -47,7 +47,7 @@ def test_issue_refuses_non_positive_quantities(app, wapu):
     with app.app_context():
         for quantity in (0, -5):
             with pytest.raises(ServiceError), unit_of_work():
-                issue_quota(wapu["id"], quantity, key=f"bad-{quantity}", reference="x")
+                issue_quota(wapu["id"], quantity=quantity, key=f"bad-{quantity}", reference="x")
         assert db.session.execute(select(func.count()).select_from(QuotaEntry)).scalar() == 0
 
 
@@ -55,16 +55,16 @@ def test_adjust_below_zero_is_refused_and_changes_nothing(app, wapu, factory):
     admin_email = factory.user("DIST_ADMIN")
     with app.app_context():
         with unit_of_work():
-            issue_quota(wapu["id"], 100, key="po-1", reference="PO/1")
+            issue_quota(wapu["id"], quantity=100, key="po-1", reference="PO/1")
         admin = _user(admin_email)
         with pytest.raises(InsufficientQuota), unit_of_work():
-            adjust_quota(wapu["id"], -101, "koreksi", admin)
+            adjust_quota(wapu["id"], admin, delta=-101, reason="koreksi")
         account = _account(wapu["id"])
         assert (account.available, account.adjusted) == (100, 0)
         assert db.session.execute(select(func.count()).select_from(QuotaEntry)).scalar() == 1
         with unit_of_work():
-            adjust_quota(wapu["id"], -100, "salah input", _user(admin_email))
-            adjust_quota(wapu["id"], 30, "kompensasi gangguan", _user(admin_email))
+            adjust_quota(wapu["id"], _user(admin_email), delta=-100, reason="salah input")
+            adjust_quota(wapu["id"], _user(admin_email), delta=30, reason="kompensasi gangguan")
         account = _account(wapu["id"])
         assert (account.available, account.issued, account.adjusted) == (30, 100, -70)
         assert verify_ledger() == []
@@ -75,10 +75,10 @@ def test_only_the_distributor_admin_adjusts_and_a_reason_is_required(app, wapu, 
     admin_email = factory.user("DIST_ADMIN")
     with app.app_context():
         with pytest.raises(ServiceError) as refused, unit_of_work():
-            adjust_quota(wapu["id"], 10, "alasan", _user(spv_email))
+            adjust_quota(wapu["id"], _user(spv_email), delta=10, reason="alasan")
         assert refused.value.code == "forbidden"
         with pytest.raises(ServiceError) as refused, unit_of_work():
-            adjust_quota(wapu["id"], 10, "  ", _user(admin_email))
+            adjust_quota(wapu["id"], _user(admin_email), delta=10, reason="  ")
         assert refused.value.field == "reason"
         assert db.session.execute(select(func.count()).select_from(QuotaEntry)).scalar() == 0
 
@@ -97,7 +97,7 @@ def test_admin_adjusts_through_the_ledger_page(app, wapu, login_as):
 def test_ledger_entries_are_append_only(app, wapu):
     with app.app_context():
         with unit_of_work():
-            issue_quota(wapu["id"], 10, key="po-9", reference="PO/9")
+            issue_quota(wapu["id"], quantity=10, key="po-9", reference="PO/9")
         entry = db.session.execute(select(QuotaEntry)).scalar_one()
         entry.quantity = 1000
         with pytest.raises(AppendOnlyError):
@@ -111,7 +111,7 @@ def test_ledger_entries_are_append_only(app, wapu):
 def test_quota_verify_passes_on_good_books_and_fails_on_tampering(app, wapu):
     runner = app.test_cli_runner()
     with app.app_context(), unit_of_work():
-        issue_quota(wapu["id"], 300, key="po-3", reference="PO/3")
+        issue_quota(wapu["id"], quantity=300, key="po-3", reference="PO/3")
     good = runner.invoke(args=["quota", "verify"])
     assert good.exit_code == 0 and "OK" in good.output
     with app.app_context():
@@ -139,7 +139,7 @@ def test_quota_verify_passes_on_good_books_and_fails_on_tampering(app, wapu):
 def test_check_constraints_keep_balances_from_going_negative(app, wapu):
     with app.app_context():
         with unit_of_work():
-            issue_quota(wapu["id"], 1, key="po-c", reference="x")
+            issue_quota(wapu["id"], quantity=1, key="po-c", reference="x")
         from sqlalchemy.exc import IntegrityError
 
         with pytest.raises(IntegrityError):
@@ -159,9 +159,9 @@ def test_concurrent_po_approvals_issue_exactly_once(app, factory, threads):
     approvers = [factory.user("DIST_SPV") for _ in range(threads)]
     with app.app_context():
         with unit_of_work():
-            pr = procurement.create_purchase_request(_user(staff_email), 1234, None, "", submit=True)
+            pr = procurement.create_purchase_request(_user(staff_email).wapu, _user(staff_email), quantity=1234, submit=True)
         with unit_of_work():
-            procurement.decide_purchase_request(pr, _user(spv_email), "approve")
+            procurement.decide_purchase_request(pr, _user(spv_email), action="approve")
         with unit_of_work():
             po = procurement.create_purchase_order(pr, _user(staff_email))
         po_id = po.id
@@ -173,7 +173,7 @@ def test_concurrent_po_approvals_issue_exactly_once(app, factory, threads):
             barrier.wait()
             try:
                 with unit_of_work():
-                    procurement.decide_purchase_order(db.session.get(PurchaseOrder, po_id), _user(email), "approve")
+                    procurement.decide_purchase_order(db.session.get(PurchaseOrder, po_id), _user(email), action="approve")
                 outcomes.append("ok")
             except TransitionError as error:
                 outcomes.append(str(error.message))

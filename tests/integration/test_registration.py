@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from scm.extensions import db
 from scm.registration.models import Registration, RegistrationState
-from tests.conftest import pdf_bytes, registration_form, valid_npwp
+from tests.fixtures.factories import pdf_bytes, registration_form, valid_npwp
 
 
 def submit(client, data, file_bytes=None, filename="kontrak.pdf"):

@@ -10,7 +10,7 @@ from scm.auth.models import Role, User
 from scm.core.models import AuditLog
 from scm.extensions import db
 from scm.registration.models import Contract, Registration, RegistrationState, Wapu
-from tests.conftest import pdf_bytes, registration_form
+from tests.fixtures.factories import pdf_bytes, registration_form
 
 
 def test_queue_and_detail_show_everything_submitted(app, factory, login_as):
@@ -64,7 +64,7 @@ def test_approve_creates_wapu_contract_and_three_users_with_one_time_passwords(a
         assert bodies and not any(p in b for b in bodies for p in passwords.values())
 
     # The STAFF logs in with the issued password and is forced to change it.
-    from tests.conftest import Client
+    from tests.fixtures.client import Client
 
     staff = Client(app.test_client())
     response = staff.login(form["staff_email"], passwords[form["staff_email"]])

@@ -26,7 +26,7 @@ from scm.extensions import db
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = Path(sys.executable).with_name("flask")
 
-# ------------------------------------------------------------------ test-only jobs (see test_jobs)
+# ------------------------------------------------------------------ test-only jobs (see sample_jobs)
 
 calls = []
 entered, proceed = threading.Event(), threading.Event()
@@ -60,7 +60,7 @@ def takeover_job():
 
 
 @pytest.fixture
-def test_jobs(monkeypatch):
+def sample_jobs(monkeypatch):
     calls.clear()
     entered.clear()
     proceed.clear()
@@ -109,7 +109,7 @@ def flask_cli(app, tmp_path, *args):
 # ------------------------------------------------------------------ runs are recorded
 
 
-def test_a_run_records_its_times_outcome_and_counts_and_frees_the_lease(app, test_jobs):
+def test_a_run_records_its_times_outcome_and_counts_and_frees_the_lease(app, sample_jobs):
     before = utcnow()
     with app.app_context():
         assert tasks.run_job("test-count") == {"done": 1}
@@ -120,7 +120,7 @@ def test_a_run_records_its_times_outcome_and_counts_and_frees_the_lease(app, tes
     assert lease(app, "test-count") == (None, None)
 
 
-def test_a_failing_job_is_recorded_rolled_back_and_frees_the_lease(app, test_jobs):
+def test_a_failing_job_is_recorded_rolled_back_and_frees_the_lease(app, sample_jobs):
     with app.app_context():
         with pytest.raises(RuntimeError, match="on fire"):
             tasks.run_job("test-fail")
@@ -138,7 +138,7 @@ def test_a_failing_job_is_recorded_rolled_back_and_frees_the_lease(app, test_job
 # ------------------------------------------------------------------ the lease
 
 
-def test_of_two_schedulers_at_once_one_runs_the_job_and_the_other_skips_it(app, test_jobs):
+def test_of_two_schedulers_at_once_one_runs_the_job_and_the_other_skips_it(app, sample_jobs):
     barrier, results, errors = threading.Barrier(2), [], []
 
     def scheduler():
@@ -172,7 +172,7 @@ def test_of_two_schedulers_at_once_one_runs_the_job_and_the_other_skips_it(app, 
     assert calls == ["slow", "slow"]
 
 
-def test_an_expired_lease_is_taken_over_and_a_live_one_is_respected(app, test_jobs):
+def test_an_expired_lease_is_taken_over_and_a_live_one_is_respected(app, sample_jobs):
     hold(app, "test-count", "crashed-host:1:dead", utcnow() - timedelta(minutes=1))
     with app.app_context(), unit_of_work():  # the crashed scheduler's run never finished
         db.session.add(JobRun(name="test-count", started_at=utcnow() - timedelta(minutes=31),
@@ -191,7 +191,7 @@ def test_an_expired_lease_is_taken_over_and_a_live_one_is_respected(app, test_jo
     assert [r.outcome for r in job_runs(app)] == [JobOutcome.FAILED, JobOutcome.SUCCESS, JobOutcome.SKIPPED]
 
 
-def test_a_run_that_outlived_its_lease_leaves_the_new_holders_lease_alone(app, test_jobs):
+def test_a_run_that_outlived_its_lease_leaves_the_new_holders_lease_alone(app, sample_jobs):
     with app.app_context():
         assert tasks.run_job("test-takeover") == {}
     assert lease(app, "test-takeover")[0] == "other-host:3:new"
@@ -241,14 +241,14 @@ def test_the_scheduler_process_lists_its_jobs_and_stops_cleanly_on_sigterm(app, 
 
 def test_the_existing_jobs_do_nothing_the_second_time(app, factory, mailbox):
     from scm.core.services import queue_email
-    from scm.quota.stamping import StampInput, reserve_stamp
+    from scm.stamping.services import StampInput, reserve_stamp
     from tests.integration.api_helpers import balances, give_quota
 
     wapu = factory.wapu()
     give_quota(app, wapu["id"], 5)
     app.config["MAIL_SEND_ON_COMMIT"] = False
     with app.app_context(), unit_of_work():
-        reserve_stamp(wapu["id"], None, StampInput("JOB-1", "surat_perjanjian"), now=utcnow() - timedelta(hours=1))
+        reserve_stamp(wapu["id"], None, data=StampInput("JOB-1", "surat_perjanjian"), now=utcnow() - timedelta(hours=1))
         queue_email("budi@example.com", "registration_rejected", reason="alasan",
                     registration=type("R", (), {"reference": "REG-X", "name": "PT X"})(),
                     contact=type("C", (), {"name": "Budi"})())
@@ -288,7 +288,7 @@ def _page(client, query=""):
     return body, history, jobs
 
 
-def test_the_jobs_page_shows_schedules_last_runs_leases_and_a_filtered_history(app, login_as, test_jobs):
+def test_the_jobs_page_shows_schedules_last_runs_leases_and_a_filtered_history(app, login_as, sample_jobs):
     with app.app_context():
         tasks.run_job("send-outbox")
         with pytest.raises(RuntimeError):

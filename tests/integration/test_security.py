@@ -9,7 +9,8 @@ from sqlalchemy import select, text
 from scm.auth.models import DISTRIBUTOR_ROLES, Role
 from scm.core.models import AppendOnlyError, AuditLog
 from scm.extensions import db
-from tests.conftest import PASSWORD, Client
+from tests.fixtures.client import Client
+from tests.fixtures.factories import PASSWORD
 
 
 @pytest.mark.parametrize("url", ["/login", "/register", "/language", "/registrations/1/approve", "/logout"])

@@ -9,9 +9,9 @@ from openpyxl import load_workbook
 
 from scm.core.database import unit_of_work, utcnow
 from scm.extensions import db
-from scm.quota.models import Stamp, StampState
 from scm.quota.services import issue_quota
-from scm.quota.stamping import (
+from scm.stamping.models import Stamp, StampState
+from scm.stamping.services import (
     StampEvent,
     StampInput,
     commit_stamp,
@@ -29,22 +29,22 @@ def usage(app, factory):
     other = factory.wapu(802)
     with app.app_context():
         with unit_of_work():
-            issue_quota(wapu["id"], 100, key="po-u1", reference="PO/U/1")
-            issue_quota(other["id"], 10, key="po-u2", reference="PO/U/2")
+            issue_quota(wapu["id"], quantity=100, key="po-u1", reference="PO/U/1")
+            issue_quota(other["id"], quantity=10, key="po-u2", reference="PO/U/2")
         for i in range(60):
             with unit_of_work():
-                reserve_stamp(wapu["id"], None, StampInput(f"SN-{i:03d}", "surat_perjanjian", f"=HYPERLINK({i})"))
+                reserve_stamp(wapu["id"], None, data=StampInput(f"SN-{i:03d}", "surat_perjanjian", f"=HYPERLINK({i})"))
             with unit_of_work():
                 if i % 3 == 0:
-                    release_stamp(wapu["id"], f"SN-{i:03d}", "timeout pada layanan pembubuhan")
+                    release_stamp(wapu["id"], f"SN-{i:03d}", reason="timeout pada layanan pembubuhan")
                 elif i % 3 == 1:
                     commit_stamp(wapu["id"], f"SN-{i:03d}")
         with unit_of_work():
-            ingest_events(wapu["id"], None, [
+            ingest_events(wapu["id"], None, events=[
                 StampEvent("FAIL-1", "failed", datetime(2026, 11, 20, 2, tzinfo=timezone.utc), "akta_notaris", "+62-1"),
                 StampEvent("OTHER-OK", "stamped", datetime(2026, 11, 20, 2, tzinfo=timezone.utc), "cek"),
             ])
-            ingest_events(other["id"], None, [
+            ingest_events(other["id"], None, events=[
                 StampEvent("B-SECRET", "stamped", datetime(2026, 11, 20, 2, tzinfo=timezone.utc), "cek")])
     return wapu, other
 

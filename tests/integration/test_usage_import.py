@@ -15,12 +15,13 @@ from scm.auth.models import User
 from scm.core.database import unit_of_work
 from scm.core.models import AuditLog
 from scm.extensions import db
-from scm.quota import usage_import
-from scm.quota.models import QuotaAccount, QuotaEntry, Stamp, StampState
+from scm.quota.models import QuotaAccount, QuotaEntry
 from scm.quota.services import issue_quota
-from scm.quota.usage_import import UsageFileError, apply_usage_file, read_usage_file
 from scm.registration.models import Wapu
 from scm.registration.validators import format_npwp
+from scm.stamping import usage_import
+from scm.stamping.models import Stamp, StampState
+from scm.stamping.usage_import import UsageFileError, apply_usage_file, read_usage_file
 
 HEADER = ["serial", "wapu_code", "stamped_at", "document_type", "status", "document_number"]
 WHEN = "2026-11-20T09:30:00+07:00"
@@ -32,7 +33,7 @@ def _wapu(app, factory, seed, quota=0):
     with app.app_context():
         if quota:
             with unit_of_work():
-                issue_quota(wapu["id"], quota, key=f"po-test-{seed}", reference="test")
+                issue_quota(wapu["id"], quantity=quota, key=f"po-test-{seed}", reference="test")
         return {**wapu, "npwp": db.session.get(Wapu, wapu["id"]).npwp}
 
 

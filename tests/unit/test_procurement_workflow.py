@@ -4,8 +4,7 @@ import pytest
 
 from scm.auth.models import Role
 from scm.core.errors import TransitionError
-from scm.procurement.models import POState, PRState
-from scm.procurement.services import PO_WORKFLOW, PR_WORKFLOW
+from scm.procurement.models import PO_WORKFLOW, PR_WORKFLOW, POState, PRState
 
 S = Role.WAPU_STAFF
 V = Role.WAPU_SPV

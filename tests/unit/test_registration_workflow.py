@@ -4,8 +4,8 @@ import pytest
 
 from scm.auth.models import REVIEWER_ROLES, Role
 from scm.core.errors import TransitionError
+from scm.registration.models import APPLICANT, REGISTRATION_WORKFLOW
 from scm.registration.models import RegistrationState as S
-from scm.registration.services import APPLICANT, REGISTRATION_WORKFLOW
 
 ACTIONS = ["approve", "reject", "send_back", "resubmit"]
 ACTORS = [*Role, APPLICANT]

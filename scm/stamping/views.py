@@ -1,24 +1,31 @@
-"""Riwayat pembubuhan: the stamping history with filters, counts, keyset pages, XLSX export and
-each stamp's life."""
+"""Stamping pages: the history (Riwayat pembubuhan) with filters, counts, keyset pages, XLSX export
+and each stamp's life; the distributor admin's usage-report import."""
 
 import os
 import tempfile
 
-from flask import current_app, render_template, request, send_file
+from flask import current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
+from scm.auth.decorators import roles_required
+from scm.auth.models import Role
 from scm.auth.scoping import get_scoped_or_404, scope_query
+from scm.core.database import run_once_more_on_conflict
 from scm.core.formatting import WIB
+from scm.core.uploads import Upload, hold_upload, release_held_upload, take_held_upload
 from scm.core.views import wib_day_bounds
 from scm.extensions import db
-from scm.quota import bp
-from scm.quota.exports import write_stamps_xlsx
-from scm.quota.forms import UsageFilterForm
-from scm.quota.models import QuotaEntry, Stamp, StampState
+from scm.quota.models import QuotaEntry
 from scm.registration.models import Wapu
+from scm.stamping import bp
+from scm.stamping.exports import write_stamps_xlsx
+from scm.stamping.forms import UsageApplyForm, UsageFilterForm, UsageImportForm
+from scm.stamping.models import Stamp, StampState
+from scm.stamping.usage_import import MAX_BYTES, MAX_ROWS, UsageFileError, apply_usage_file, read_usage_file
 
 PAGE = 50
 
@@ -68,7 +75,7 @@ def usage():
     rows = db.session.execute(stmt.order_by(Stamp.id.desc()).limit(PAGE + 1)).scalars().all()
     next_before = rows[PAGE - 1].id if len(rows) > PAGE else None
     args = {k: v for k, v in request.args.items() if k != "before"}
-    return render_template("quota/usage.html", form=form, stamps=rows[:PAGE], counts=counts,
+    return render_template("stamping/usage.html", form=form, stamps=rows[:PAGE], counts=counts,
                            states=list(StampState), next_before=next_before, args=args, paged=bool(before))
 
 
@@ -111,4 +118,48 @@ def stamp(stamp_id):
         select(QuotaEntry).where(QuotaEntry.wapu_id == item.wapu_id, QuotaEntry.idempotency_key == item.serial)
         .order_by(QuotaEntry.id)
     ).scalars().all()
-    return render_template("quota/stamp.html", stamp=item, entries=entries)
+    return render_template("stamping/stamp.html", stamp=item, entries=entries)
+
+
+HELD_KIND = "usage"  # the folder of usage files held between their preview and their apply
+
+
+@bp.route("/usage/import", methods=["GET", "POST"])
+@roles_required(Role.DIST_ADMIN)
+def import_usage():
+    """Upload a usage report (CSV or XLSX): every row is checked, then a preview; nothing changes yet."""
+    form = UsageImportForm()
+    if form.validate_on_submit():
+        data = form.file.data.stream.read(MAX_BYTES + 1)
+        name = os.path.basename(form.file.data.filename or "")[:200]
+        try:
+            usage = read_usage_file(data, name)
+        except UsageFileError as error:
+            return _upload_page(form, error)
+        return render_template("stamping/usage_import_preview.html", usage=usage, rows=usage.preview(),
+                               form=UsageApplyForm(token=hold_upload(Upload(data, name), HELD_KIND)))
+    return _upload_page(form)
+
+
+@bp.route("/usage/import/apply", methods=["POST"])
+@roles_required(Role.DIST_ADMIN)
+def apply_usage_import():
+    """Check the held file again and apply it in one unit of work; show what became of its stamps."""
+    form = UsageApplyForm()
+    held = take_held_upload(form.token.data, HELD_KIND) if form.validate_on_submit() else None
+    if held is None:
+        flash(_("The uploaded file is no longer available; upload it again."), "warning")
+        return redirect(url_for("stamping.import_usage"))
+    try:
+        usage = read_usage_file(held.data, held.original_name)
+        result = run_once_more_on_conflict(lambda: apply_usage_file(usage, current_user))
+    except UsageFileError as error:
+        return _upload_page(UsageImportForm(), error)
+    finally:
+        release_held_upload(form.token.data, HELD_KIND)
+    return render_template("stamping/usage_import_preview.html", usage=usage, result=result)
+
+
+def _upload_page(form, error=None):
+    return render_template("stamping/usage_import.html", form=form, error=error, max_rows=MAX_ROWS,
+                           max_mb=MAX_BYTES // (1024 * 1024)), 422 if error else 200

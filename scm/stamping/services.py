@@ -15,15 +15,15 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, exists, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from scm.core.database import unit_of_work, utcnow
 from scm.core.errors import ServiceError
 from scm.core.formatting import today_wib
 from scm.extensions import db
-from scm.quota.models import EntryKind, QuotaAccount, Stamp, StampState
-from scm.quota.services import InsufficientQuota, move_quota
+from scm.quota.models import EntryKind, QuotaAccount
+from scm.quota.services import InsufficientQuota, consume_quota_bulk, move_quota
 from scm.registration.models import Contract, Wapu, WapuStatus
+from scm.stamping.models import Stamp, StampState
 
 RESERVE = {"available": -1, "reserved": 1}
 COMMIT = {"reserved": -1, "consumed": 1}
@@ -61,11 +61,11 @@ def _run(stmt, **params):
 
 
 class StampError(ServiceError):
-    """A refusal with an HTTP status and a machine code for the API."""
+    """A refused stamping operation: a machine code (``serial_conflict``, ``insufficient_quota``, …),
+    a message, and facts the caller may show (``available``, ``state``). Nothing was changed."""
 
-    def __init__(self, status, code, message, **extra):
+    def __init__(self, code, message, **extra):
         super().__init__(message, code=code)
-        self.status = status
         self.extra = extra
 
 
@@ -90,7 +90,7 @@ def _stamp_by_serial(serial):
 def check_wapu_active(wapu_id):
     """A suspended WAPU, or one without a valid contract today, may not stamp."""
     if not _run(_ACTIVE, p_wapu_id=wapu_id, p_today=today_wib()).scalar():
-        raise StampError(403, "wapu_not_active",
+        raise StampError("wapu_not_active",
                          _l("The WAPU is suspended or has no valid contract today; it cannot stamp."))
 
 
@@ -100,7 +100,7 @@ def _available(wapu_id):
     ).scalar() or 0
 
 
-def reserve_stamp(wapu_id, token_id, data: StampInput, now=None):
+def reserve_stamp(wapu_id, token_id, *, data: StampInput, now=None):
     """Reserve one e-Meterai for ``data.serial``. Returns ``(stamp, created)``; an identical retry
     returns the first stamp with ``created`` False."""
     now = now or utcnow()
@@ -109,7 +109,7 @@ def reserve_stamp(wapu_id, token_id, data: StampInput, now=None):
     if existing is not None:
         if existing.wapu_id == wapu_id and existing.fingerprint == fp and existing.source == "api":
             return existing, False
-        raise StampError(409, "serial_conflict", _l("This serial was already used with other content."))
+        raise StampError("serial_conflict", _l("This serial was already used with other content."))
     check_wapu_active(wapu_id)
     ttl = timedelta(minutes=current_app.config["RESERVATION_MINUTES"])
     stamp = _run(
@@ -119,32 +119,34 @@ def reserve_stamp(wapu_id, token_id, data: StampInput, now=None):
         release_reason=None, occurred_at=now, created_at=now,
     ).one()
     try:
-        move_quota(wapu_id, EntryKind.RESERVE, 1, data.serial, data.serial, None, RESERVE, 1, now)
+        move_quota(wapu_id, None, kind=EntryKind.RESERVE, quantity=1, key=data.serial, reference=data.serial,
+                   changes=RESERVE, minimum=1, now=now)
     except InsufficientQuota:
-        raise StampError(409, "insufficient_quota", _l("No quota available."),
+        raise StampError("insufficient_quota", _l("No quota available."),
                          available=_available(wapu_id)) from None
     return stamp, True
 
 
-def commit_stamp(wapu_id, serial, now=None):
+def commit_stamp(wapu_id, serial, *, now=None):
     """Mark a reserved stamp stamped (quota consumed). Returns ``(stamp, outcome)`` where outcome is
     ``committed``, ``already`` (idempotent retry) or ``expired`` (released now: refuse after commit)."""
     now = now or utcnow()
     stamp = _run(_COMMIT, p_serial=serial, p_wapu_id=wapu_id, p_now=now).first()
     if stamp is not None:
-        move_quota(wapu_id, EntryKind.COMMIT, 1, serial, serial, None, COMMIT, now=now)
+        move_quota(wapu_id, None, kind=EntryKind.COMMIT, quantity=1, key=serial, reference=serial, changes=COMMIT,
+                   now=now)
         return stamp, "committed"
     stamp = _stamp_by_serial(serial)
     if stamp is None or stamp.wapu_id != wapu_id:
-        raise StampError(404, "not_found", _l("No stamp with this serial."))
+        raise StampError("not_found", _l("No stamp with this serial."))
     if stamp.state == StampState.STAMPED:
         return stamp, "already"
     if stamp.state == StampState.RESERVED:  # past its expiry, not yet swept: release it now
         return _release(wapu_id, serial, "expired", now), "expired"
     if stamp.state == StampState.RELEASED:
-        raise StampError(409, "reservation_released",
+        raise StampError("reservation_released",
                          _l("The reservation was released; reserve again."), state=stamp.state.value)
-    raise StampError(409, "stamp_failed", _l("This stamp was reported as failed."), state=stamp.state.value)
+    raise StampError("stamp_failed", _l("This stamp was reported as failed."), state=stamp.state.value)
 
 
 def _release(wapu_id, serial, reason, now, only_expired=False):
@@ -152,11 +154,12 @@ def _release(wapu_id, serial, reason, now, only_expired=False):
     stamp = _run(_RELEASE_EXPIRED if only_expired else _RELEASE, p_serial=serial, p_wapu_id=wapu_id, p_now=now,
                  p_reason=reason[:200]).first()
     if stamp is not None:
-        move_quota(wapu_id, EntryKind.RELEASE, 1, serial, f"{serial}: {reason}", None, RELEASE, now=now)
+        move_quota(wapu_id, None, kind=EntryKind.RELEASE, quantity=1, key=serial, reference=f"{serial}: {reason}",
+                   changes=RELEASE, now=now)
     return stamp
 
 
-def release_stamp(wapu_id, serial, reason, now=None):
+def release_stamp(wapu_id, serial, *, reason, now=None):
     """Give a reserved e-Meterai back (the stamp failed). Returns ``(stamp, released_now)``."""
     now = now or utcnow()
     stamp = _release(wapu_id, serial, reason or "released", now)
@@ -164,12 +167,12 @@ def release_stamp(wapu_id, serial, reason, now=None):
         return stamp, True
     stamp = _stamp_by_serial(serial)
     if stamp is None or stamp.wapu_id != wapu_id:
-        raise StampError(404, "not_found", _l("No stamp with this serial."))
+        raise StampError("not_found", _l("No stamp with this serial."))
     if stamp.state == StampState.RELEASED:
         return stamp, False
     if stamp.state == StampState.STAMPED:
-        raise StampError(409, "already_stamped", _l("This stamp is already stamped; it cannot be released."))
-    raise StampError(409, "stamp_failed", _l("This stamp was reported as failed."))
+        raise StampError("already_stamped", _l("This stamp is already stamped; it cannot be released."))
+    raise StampError("stamp_failed", _l("This stamp was reported as failed."))
 
 
 def expire_reservations(now=None, limit=1000) -> int:
@@ -208,7 +211,7 @@ class StampEvent:
                            self.document_type, self.document_number, self.document_date)
 
 
-def ingest_events(wapu_id, token_id, events, source="batch", now=None):
+def ingest_events(wapu_id, token_id, *, events, source="batch", now=None):
     """Apply a batch of stamp events for one WAPU; returns one result dict per event, in order.
 
     Results: ``applied`` (new), ``duplicate`` (already applied: retries are safe), ``committed``
@@ -245,7 +248,7 @@ def ingest_events(wapu_id, token_id, events, source="batch", now=None):
         elif previous.fingerprint == fp or _settled_as(previous, event.status):
             results[index] = {"serial": event.serial, "result": "duplicate"}
         elif previous.state == StampState.RESERVED and event.status == "stamped":
-            _, outcome = commit_stamp(wapu_id, event.serial, now)
+            _, outcome = commit_stamp(wapu_id, event.serial, now=now)
             results[index] = {"serial": event.serial,
                               "result": "committed" if outcome == "committed" else "reservation_released"}
         elif previous.state == StampState.RESERVED and event.status == "failed":
@@ -297,40 +300,8 @@ def _stamp_row(wapu_id, token_id, event, fp, source, state, now):
 
 
 def _consume_bulk(wapu_id, token_id, granted, source, now):
-    """Consume ``len(granted)`` e-Meterai at once: one guarded UPDATE, rows inserted in bulk."""
-    from scm.quota.models import QuotaEntry
-
-    n = len(granted)
-    row = db.session.execute(
-        update(QuotaAccount)
-        .where(QuotaAccount.wapu_id == wapu_id, QuotaAccount.available >= n)
-        .values(available=QuotaAccount.available - n, consumed=QuotaAccount.consumed + n, updated_at=now)
-        .returning(QuotaAccount.id, QuotaAccount.available)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if row is None:  # cannot happen under the row lock taken above; refuse rather than overdraw
-        raise InsufficientQuota(_l("Not enough quota available."))
+    """Consume ``len(granted)`` e-Meterai at once: one guarded UPDATE and their ledger entries, rows inserted in bulk."""
+    consume_quota_bulk(wapu_id, [event.serial for _, event, _ in granted], now=now)
     db.session.execute(insert(Stamp), [
         _stamp_row(wapu_id, token_id, event, fp, source, StampState.STAMPED, now) for _, event, fp in granted
     ])
-    after = row.available + n
-    entries = []
-    for _, event, _ in granted:
-        after -= 1
-        entries.append({"account_id": row.id, "wapu_id": wapu_id, "kind": EntryKind.CONSUME, "quantity": 1,
-                        "idempotency_key": event.serial, "reference": event.serial, "actor_id": None,
-                        "available_after": after, "created_at": now})
-    db.session.execute(insert(QuotaEntry), entries)
-
-
-def run_once_more_on_conflict(operation):
-    """Run ``operation()`` in a unit of work; if a concurrent writer inserted the same serial first
-    (IntegrityError), run it once more: it then finds that row and answers as for a retry."""
-    try:
-        with unit_of_work():
-            return operation()
-    except IntegrityError:
-        with unit_of_work():
-            return operation()
-
-

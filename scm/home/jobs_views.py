@@ -2,27 +2,17 @@
 
 from flask import render_template, request
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from sqlalchemy import func, select
-from wtforms import SelectField
 
 from scm.auth.decorators import roles_required
 from scm.auth.models import Role
-from scm.core import bp
 from scm.core.database import utcnow
 from scm.core.models import JobLock, JobOutcome, JobRun
 from scm.core.tasks import JOBS, describe_schedule, format_duration
 from scm.core.views import paginate
 from scm.extensions import db
-
-
-class JobRunFilterForm(FlaskForm):
-    class Meta:
-        csrf = False  # a GET filter changes nothing
-
-    job = SelectField(_l("Job"), default="")  # choices: the registered jobs, set per request
-    outcome = SelectField(_l("Outcome"), default="",
-                          choices=[("", _l("All outcomes"))] + [(o.value, o.label) for o in JobOutcome])
+from scm.home import bp
+from scm.home.forms import JobRunFilterForm
 
 
 @bp.route("/admin/jobs")
@@ -43,5 +33,5 @@ def job_runs():
             stmt = stmt.where(JobRun.name == form.job.data)
         if form.outcome.data:
             stmt = stmt.where(JobRun.outcome == JobOutcome(form.outcome.data))
-    return render_template("core/job_runs.html", jobs=jobs, form=form, page=paginate(stmt), now=utcnow(),
+    return render_template("home/job_runs.html", jobs=jobs, form=form, page=paginate(stmt), now=utcnow(),
                            duration=format_duration)

@@ -9,8 +9,6 @@ importing the same file again changes nothing (each stamp is then a ``duplicate`
 import csv
 import hashlib
 import io
-import secrets
-import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,22 +18,21 @@ from flask_babel import lazy_gettext as _l
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from scm.api.problems import SERIAL, parse_timestamp
 from scm.auth.models import Role
 from scm.core.errors import ServiceError
 from scm.core.formatting import WIB, format_number
 from scm.core.services import record_audit
-from scm.core.uploads import upload_folder
 from scm.extensions import db
-from scm.quota.models import QuotaAccount, Stamp
-from scm.quota.stamping import StampEvent, ingest_events
+from scm.quota.models import QuotaAccount
 from scm.registration.models import Wapu
 from scm.registration.validators import clean_npwp
+from scm.stamping.models import Stamp
+from scm.stamping.parsing import SERIAL, parse_timestamp
+from scm.stamping.services import StampEvent, ingest_events
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
 CHUNK = 1000
-HELD_MAX_AGE_SECONDS = 24 * 3600
 REQUIRED_COLUMNS = ("serial", "stamped_at", "document_type", "status")
 COLUMNS = (*REQUIRED_COLUMNS, "npwp", "wapu_code", "document_number")
 STATUSES = ("stamped", "failed")
@@ -307,7 +304,7 @@ def apply_usage_file(usage: UsageFile, actor) -> ImportResult:
     for wapu_id, events in usage.events.items():
         counts = Counter()
         for start in range(0, len(events), CHUNK):
-            counts.update(r["result"] for r in ingest_events(wapu_id, None, events[start:start + CHUNK],
+            counts.update(r["result"] for r in ingest_events(wapu_id, None, events=events[start:start + CHUNK],
                                                              source="file"))
         per_wapu[wapu_id] = counts
     total = sum(per_wapu.values(), Counter())
@@ -316,44 +313,3 @@ def apply_usage_file(usage: UsageFile, actor) -> ImportResult:
                  object_type="UsageFile", object_id=usage.sha256[:40],
                  actor_label=None if actor else "flask usage import")
     return ImportResult(per_wapu, total)
-
-
-# ------------------------------------------------------------------------------------------ holding
-
-
-def _held_folder():
-    return upload_folder() / "usage-import"
-
-
-def hold_usage_file(data: bytes, name: str) -> str:
-    """Keep an uploaded file between its preview and its apply; returns its random token."""
-    folder = _held_folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    cutoff = time.time() - HELD_MAX_AGE_SECONDS
-    for path in folder.iterdir():
-        if path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
-    token = secrets.token_hex(16)
-    (folder / f"{token}.name").write_text(name, encoding="utf-8")
-    (folder / f"{token}.data").write_bytes(data)
-    return token
-
-
-def take_usage_file(token: str):
-    """``(data, name)`` held under ``token``, or None when unknown or expired."""
-    if not _valid_token(token):
-        return None
-    path = _held_folder() / f"{token}.data"
-    if not path.exists() or path.stat().st_mtime < time.time() - HELD_MAX_AGE_SECONDS:
-        return None
-    return path.read_bytes(), (_held_folder() / f"{token}.name").read_text(encoding="utf-8")
-
-
-def release_usage_file(token: str) -> None:
-    if _valid_token(token):
-        for suffix in ("data", "name"):
-            (_held_folder() / f"{token}.{suffix}").unlink(missing_ok=True)
-
-
-def _valid_token(token) -> bool:
-    return isinstance(token, str) and len(token) == 32 and all(c in "0123456789abcdef" for c in token)

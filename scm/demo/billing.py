@@ -42,13 +42,11 @@ from scm.billing.usage import add_months, month_end, month_key, month_of, projec
 from scm.core.database import utcnow
 from scm.core.formatting import WIB, today_wib
 from scm.core.models import Notification, OutboxEmail, OutboxState
-from scm.core.services import record_audit
-from scm.demo import demo_npwp
+from scm.demo.documents import demo_npwp
 from scm.extensions import db
-from scm.quota.models import EntryKind
-from scm.quota.services import ensure_account, find_entry, move_quota
-from scm.quota.stamping import StampEvent, ingest_events
+from scm.quota.services import issue_quota
 from scm.registration.models import Wapu
+from scm.stamping.services import StampEvent, ingest_events
 
 SEED = 151  # PMK 151/PMK.03/2021
 MONTHS = 6
@@ -270,22 +268,16 @@ def _days(start, end):
 
 
 def _issue_quota(wapu, month, quantity, actor, moment):
-    """The month's quota, as a PO approved on its first day would have issued it (dated then:
-    ``issue_quota`` takes the clock's time, the ledger's own ``move_quota`` takes ``moment``)."""
-    key = f"demo-{wapu.code}-{month_key(month)}"
-    ensure_account(wapu.id)
+    """The month's quota, as a PO approved on its first day would have issued it (dated then)."""
     reference = f"Kuota {MONTH_NAMES[month.month - 1]} {month.year} (riwayat pemesanan)"
-    move_quota(wapu.id, EntryKind.ISSUE, quantity, key, reference, actor.id,
-               {"available": quantity, "issued": quantity}, now=moment)
-    entry = find_entry(EntryKind.ISSUE, key)
-    record_audit(actor, "quota.issue", entry, f"+{quantity} to WAPU {wapu.id} ({reference})",
-                 object_type="QuotaEntry", object_id=entry.id)
+    issue_quota(wapu.id, actor, quantity=quantity, key=f"demo-{wapu.code}-{month_key(month)}", reference=reference,
+                now=moment)
 
 
 def _report(wapu, events, now):
     """A batch report of stamps made (the API's batch ingest), at most ``BATCH`` events at a time."""
     for start in range(0, len(events), BATCH):
-        results = ingest_events(wapu.id, None, events[start:start + BATCH], source="batch", now=now)
+        results = ingest_events(wapu.id, None, events=events[start:start + BATCH], source="batch", now=now)
         refused = [r for r in results if r["result"] != "applied"]
         if refused:
             raise RuntimeError(f"demo stamps of {wapu.code} refused: {refused[:3]}")

@@ -7,17 +7,10 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
-FORMULA_STARTS = ("=", "+", "-", "@")
+from scm.core.xlsx import text_cell
+
 HEADERS = ("Serial", "WAPU", "State", "Document type", "Document number", "Document date",
            "Reserved at (WIB)", "Stamped at (WIB)", "Released at (WIB)", "Release reason", "Source")
-
-
-def text_cell(sheet, value):
-    """A cell for user data: text starting with = + - @ is stored as a string, never a formula."""
-    cell = WriteOnlyCell(sheet, value=value)
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        cell.data_type = "s"
-    return cell
 
 
 def write_stamps_xlsx(rows, target, headers=HEADERS, title="Riwayat pembubuhan"):

@@ -1,0 +1,39 @@
+"""``flask usage import``: stamps reported after the fact, from a CSV or XLSX file."""
+
+import os
+import sys
+
+import click
+from flask.cli import AppGroup
+
+from scm.core.database import run_once_more_on_conflict
+from scm.stamping.usage_import import MAX_BYTES, RESULTS, UsageFileError, apply_usage_file, read_usage_file
+
+usage_cli = AppGroup("usage", help="Usage reports (stamps reported after the fact).")
+
+
+@usage_cli.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--dry-run", is_flag=True, help="Check the file and show the preview; change nothing.")
+def import_usage(file, dry_run):
+    """Import a CSV or XLSX usage report: check every row, show counts per WAPU, then apply it."""
+    try:
+        usage = read_usage_file(file.read(MAX_BYTES + 1), os.path.basename(file.name))
+    except UsageFileError as error:
+        for e in error.errors:
+            where = f"row {e.row}" if e.row else "file"
+            click.echo(f"{where}: {e.column}: {e.message}" + (f" [{e.value}]" if e.value else ""), err=True)
+        click.echo(f"{len(error.errors)} error(s): nothing was imported.", err=True)
+        sys.exit(1)
+    click.echo(f"{usage.rows} rows, all valid.")
+    for row in usage.preview():
+        click.echo(f"{row['wapu'].code}: stamped {row['stamped']}, failed {row['failed']}, "
+                   f"already recorded {row['known']}, quota available {row['available']}")
+    if dry_run:
+        click.echo("Dry run: nothing was changed.")
+        return
+    result = run_once_more_on_conflict(lambda: apply_usage_file(usage, None))
+    for wapu_id, counts in result.per_wapu.items():
+        click.echo(f"{usage.wapus[wapu_id].code}: " + ", ".join(f"{key} {counts[key]}" for key in RESULTS
+                                                                if counts[key] or key == "applied"))
+    click.echo("Applied: " + ", ".join(f"{key} {result.total[key]}" for key in RESULTS if result.total[key]))

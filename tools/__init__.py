@@ -1,0 +1,1 @@
+"""Development tools of SCM Meterai (not part of the application)."""
