@@ -6,6 +6,11 @@ VENV      ?= .venv
 PYTHON    ?= python3
 BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed
+# pytest-xdist: one worker per core, each with its own database, SMTP server and ports; an idle
+# worker takes tests queued for a busy one (worksteal). `make test-sqlite WORKERS=0 ARGS="-k review"`
+# runs in one process, e.g. to use a debugger.
+WORKERS   ?= auto
+PYTEST    := $(BIN)/pytest -p no:cacheprovider -n $(WORKERS) --dist worksteal
 export FLASK_APP := wsgi.py
 
 .PHONY: run test test-sqlite test-postgresql install system-deps translations lint extract-messages clean
@@ -19,14 +24,14 @@ run: install
 
 test: install system-deps
 	$(BIN)/ruff check .
-	SCM_TEST_DB=sqlite $(BIN)/pytest -p no:cacheprovider
-	SCM_TEST_DB=postgresql $(BIN)/pytest -p no:cacheprovider
+	SCM_TEST_DB=sqlite $(PYTEST)
+	SCM_TEST_DB=postgresql $(PYTEST)
 
 test-sqlite: install
-	SCM_TEST_DB=sqlite $(BIN)/pytest -p no:cacheprovider $(ARGS)
+	SCM_TEST_DB=sqlite $(PYTEST) $(ARGS)
 
 test-postgresql: install
-	SCM_TEST_DB=postgresql $(BIN)/pytest -p no:cacheprovider $(ARGS)
+	SCM_TEST_DB=postgresql $(PYTEST) $(ARGS)
 
 install: $(STAMP) translations
 

@@ -7,7 +7,9 @@ import pytest
 from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
-from tests.conftest import PASSWORD, free_port, missing
+from tests.conftest import missing
+from tests.fixtures import free_port
+from tests.fixtures.factories import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

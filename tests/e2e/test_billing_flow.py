@@ -13,8 +13,8 @@ from babel.dates import format_date
 from openpyxl import load_workbook
 from playwright.sync_api import expect
 
-from tests.conftest import insert_stamps, valid_npwp
 from tests.e2e.conftest import log_in
+from tests.fixtures.factories import insert_stamps, valid_npwp
 
 pytestmark = pytest.mark.e2e
 expect.set_options(timeout=15_000)

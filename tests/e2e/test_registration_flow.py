@@ -6,8 +6,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import pdf_bytes, registration_form
 from tests.e2e.conftest import log_in
+from tests.fixtures.factories import pdf_bytes, registration_form
 
 pytestmark = pytest.mark.e2e
 expect.set_options(timeout=15_000)

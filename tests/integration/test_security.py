@@ -162,12 +162,18 @@ def test_production_refuses_a_default_or_missing_secret_key(database_url):
 
 
 def test_passwords_are_hashed_with_scrypt(app, factory):
+    """Production and development hash with scrypt; only the test suite uses a cheap method."""
+    from config import CONFIGS
+
+    assert CONFIGS["production"].PASSWORD_HASH_METHOD == CONFIGS["development"].PASSWORD_HASH_METHOD == "scrypt"
+    app.config["PASSWORD_HASH_METHOD"] = CONFIGS["production"].PASSWORD_HASH_METHOD
     email = factory.user("DIST_ADMIN")
     with app.app_context():
         from scm.auth.services import find_active_user
 
         user = find_active_user(email)
         assert user.password_hash.startswith("scrypt:") and PASSWORD not in user.password_hash
+    assert Client(app.test_client()).login(email).status_code == 302  # and the scrypt hash checks out
 
 
 def test_deactivated_user_is_logged_out_at_once(app, factory, login_as):
