@@ -54,7 +54,7 @@ def logout():
     form = ConfirmForm()
     if form.validate_on_submit():
         with unit_of_work():
-            record_audit(current_user, "auth.logout", current_user, "logout")
+            record_audit(current_user, "auth.logout", current_user, "logout", details={})
         logout_user()
         lang = session.get("lang")
         session.clear()

@@ -3,6 +3,7 @@
 from datetime import datetime, time, timedelta
 
 from flask import abort, current_app, flash, make_response, redirect, session
+from flask_sqlalchemy.pagination import SelectPagination
 from sqlalchemy import select
 
 from scm.core import bp
@@ -35,10 +36,21 @@ def no_store(body):
     return response
 
 
-def paginate(stmt, per_page=None):
-    """One page of ``stmt`` from ``?page=``: two queries (count, rows), whatever the page size."""
-    return db.paginate(stmt, per_page=per_page or current_app.config["PAGE_SIZE"], max_per_page=100,
-                       error_out=False)
+class RowPagination(SelectPagination):
+    """A page of a select of several columns: its items are rows, not the first column's objects."""
+
+    def _query_items(self):
+        select = self._query_args["select"].limit(self.per_page).offset(self._query_offset)
+        return list(self._query_args["session"].execute(select))
+
+
+def paginate(stmt, per_page=None, rows=False):
+    """One page of ``stmt`` from ``?page=``: two queries (count, rows), whatever the page size.
+    ``rows`` pages a select of several columns (items are rows)."""
+    per_page = per_page or current_app.config["PAGE_SIZE"]
+    if rows:
+        return RowPagination(select=stmt, session=db.session(), per_page=per_page, max_per_page=100, error_out=False)
+    return db.paginate(stmt, per_page=per_page, max_per_page=100, error_out=False)
 
 
 def wib_day_bounds(day_from, day_to):

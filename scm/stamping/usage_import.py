@@ -11,7 +11,7 @@ import hashlib
 import io
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from scm.auth.models import Role
 from scm.core.errors import ServiceError
 from scm.core.formatting import WIB, format_number
-from scm.core.services import record_audit
+from scm.core.services import record_audit, register_audit_action
 from scm.extensions import db
 from scm.quota.models import QuotaAccount
 from scm.registration.models import Wapu
@@ -47,6 +47,10 @@ RESULTS = {
     "insufficient_quota": _l("not enough quota"),
 }
 
+register_audit_action("usage.import", _l("Usage file imported"), _l(
+    "%(rows)s rows: %(applied)s applied, %(duplicate)s already recorded, %(committed)s reservations stamped, "
+    "%(released)s refunded; refused: %(insufficient_quota)s for lack of quota, %(serial_conflict)s serial conflicts, "
+    "%(reservation_released)s expired reservations"))
 
 @dataclass
 class RowError:
@@ -94,9 +98,30 @@ class UsageFile:
                 select(func.count()).select_from(Stamp).where(Stamp.serial.in_(serials[i:i + CHUNK]))
             ).scalar() for i in range(0, len(serials), CHUNK))
             statuses = Counter(e.status for e in events)
+            months = Counter(_wib_month(e.stamped_at) for e in events if e.status == "stamped")
             rows.append({"wapu": self.wapus[wapu_id], "stamped": statuses["stamped"], "failed": statuses["failed"],
-                         "known": known, "available": available.get(wapu_id, 0)})
+                         "known": known, "available": available.get(wapu_id, 0), "months": sorted(months.items())})
+        closed = closed_months({(r["wapu"].id, month) for r in rows for month, _count in r["months"]})
+        for r in rows:
+            r["months"] = [(month, count, (r["wapu"].id, month) in closed) for month, count in r["months"]]
         return sorted(rows, key=lambda r: r["wapu"].code)
+
+
+def _wib_month(moment) -> date:
+    return moment.astimezone(WIB).date().replace(day=1)
+
+
+# Which (wapu_id, month) pairs are already invoiced: billing, which sits above stamping, adds its
+# lookup here (``scm.billing.init_app``), so that the preview can warn that those stamps will be
+# billed as late usage on the next invoice.
+closed_month_lookups = []
+
+
+def closed_months(pairs: set) -> set:
+    found = set()
+    for lookup in closed_month_lookups:
+        found |= lookup(pairs)
+    return found
 
 
 @dataclass
@@ -310,6 +335,7 @@ def apply_usage_file(usage: UsageFile, actor) -> ImportResult:
     total = sum(per_wapu.values(), Counter())
     summary = ", ".join(f"{key} {value}" for key, value in sorted(total.items()))
     record_audit(actor, "usage.import", summary=f"{usage.name or 'file'}: {usage.rows} rows; {summary}",
-                 object_type="UsageFile", object_id=usage.sha256[:40],
-                 actor_label=None if actor else "flask usage import")
+                 object_type="UsageFile", object_id=usage.sha256[:40], ref=usage.name or usage.sha256[:12],
+                 actor_label=None if actor else "flask usage import",
+                 details={"rows": usage.rows, **{key: total[key] for key in RESULTS}})
     return ImportResult(per_wapu, total)
