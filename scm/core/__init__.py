@@ -51,5 +51,7 @@ def init_app(app):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if "attachment" in response.headers.get("Content-Disposition", ""):
+            response.headers["Cache-Control"] = "private, no-store"  # every download: invoices, exports
         return response
 
