@@ -13,7 +13,7 @@ def send_message(to_address: str, subject: str, body: str) -> None:
     message = EmailMessage()
     message["From"] = config["MAIL_SENDER"]
     message["To"] = to_address
-    message["Subject"] = subject
+    message["Subject"] = " ".join(subject.split())  # no line break ever reaches a header
     message["Message-ID"] = make_msgid(domain="scm-meterai.local")
     message.set_content(body)
     if config["MAIL_BACKEND"] == "log":

@@ -55,8 +55,8 @@ def queue_email(to_address, template, *, sensitive=False, locale="id", **context
     with force_locale(locale):
         text = render_template(f"email/{template}.txt", **context)
     subject, _, body = text.strip().partition("\n")
-    message = OutboxEmail(
-        to_address=to_address, subject=subject.strip(), body=body.strip() + "\n", sensitive=sensitive
+    message = OutboxEmail(  # a header never holds a line break: a CR in a company name must not break the mail
+        to_address=to_address, subject=" ".join(subject.split())[:255], body=body.strip() + "\n", sensitive=sensitive
     )
     db.session.add(message)
     db.session.flush()
@@ -90,6 +90,9 @@ def deliver_outbox(ids=None, limit=100):
             continue
         try:
             send_message(message.to_address, message.subject, message.body)
+        except ValueError as error:  # the message itself is malformed: retrying can never help
+            failed += 1
+            _mark_failed(message, error, permanent=True)
         except Exception as error:  # any transport failure: keep the message, retry later
             failed += 1
             _mark_failed(message, error)
@@ -126,8 +129,8 @@ def _mark_sent(message):
         db.session.execute(update(OutboxEmail).where(OutboxEmail.id == message.id).values(**values))
 
 
-def _mark_failed(message, error):
-    gave_up = message.attempts >= MAX_MAIL_ATTEMPTS
+def _mark_failed(message, error, permanent=False):
+    gave_up = permanent or message.attempts >= MAX_MAIL_ATTEMPTS
     with unit_of_work():
         db.session.execute(
             update(OutboxEmail)
@@ -138,7 +141,8 @@ def _mark_failed(message, error):
                 last_error=f"{type(error).__name__}: {error}"[:1000],
             )
         )
-    current_app.logger.warning("mail to %s not sent (%s); will retry", message.to_address, error)
+    current_app.logger.warning("mail to %s not sent (%s); %s", message.to_address, error,
+                               "gave up: see `flask mail status`" if gave_up else "will retry")
 
 
 _NOTIFICATION_TEXTS = {}

@@ -65,3 +65,35 @@ def test_every_download_is_private_and_not_stored(app, factory, login_as):
         client = login_as(role, wapu_id=wapu["id"] if role.startswith("WAPU") else None)
         response = client.get(url)
         assert response.status_code == 200 and response.headers["Cache-Control"] == "private, no-store", url
+
+
+def test_a_carriage_return_in_a_company_name_does_not_stop_the_reviewers_mail(app, factory, mailbox):
+    from sqlalchemy import select
+
+    from scm.core.models import OutboxEmail, OutboxState
+    from scm.extensions import db
+
+    factory.user("DIST_SPV")
+    factory.registration(1310, name="PT Baris\rBaru Sejahtera")
+    with app.app_context():
+        states = db.session.execute(select(OutboxEmail.state, OutboxEmail.subject)).all()
+    assert states and all(state == OutboxState.SENT for state, _ in states), states
+    assert all("\r" not in subject and "\n" not in subject for _, subject in states)
+    assert mailbox.messages
+
+
+def test_a_message_that_can_never_be_sent_is_marked_failed_at_once_with_the_reason(app):
+    from sqlalchemy import select
+
+    from scm.core.database import unit_of_work
+    from scm.core.models import OutboxEmail, OutboxState
+    from scm.core.services import deliver_outbox
+    from scm.extensions import db
+
+    with app.app_context():
+        with unit_of_work():
+            db.session.add(OutboxEmail(to_address="a@example.com\r\nBcc: x@evil.example", subject="Halo", body="x"))
+        assert deliver_outbox() == (0, 1)
+        message = db.session.execute(select(OutboxEmail)).scalar_one()
+        assert message.state == OutboxState.FAILED and message.attempts == 1 and "ValueError" in message.last_error
+        assert deliver_outbox() == (0, 0)  # never retried
