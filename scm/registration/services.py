@@ -112,8 +112,8 @@ def clean_registration(data: RegistrationInput, exclude_id=None) -> dict:
         if email:
             if email in seen_emails:
                 errors[f"{prefix}_email"] = _l("Each contact needs a different email address.")
-            elif email_in_use(email):
-                errors[f"{prefix}_email"] = _l("This email already has an account; use another address.")
+            # Whether an email already has an account is not told here: the public form would
+            # reveal who has one. Reviewers see it (``emails_with_accounts``); approval refuses it.
             seen_emails[email] = kind
         contacts[kind] = contact
     clean["contacts"] = contacts
@@ -263,13 +263,18 @@ class IssuedCredential:
     password: str
 
 
+def emails_with_accounts(reg: Registration) -> list[str]:
+    """The contact emails of ``reg`` that already belong to a user (for the reviewers' eyes only)."""
+    return [c.email for c in reg.contacts if email_in_use(c.email)]
+
+
 def approve_registration(reg: Registration, actor) -> list:
     """Approve: in one transaction create the WAPU, its contract and one user per PIC.
 
     Returns the issued one-time passwords, to show once; each PIC also gets theirs by email.
     """
     REGISTRATION_WORKFLOW.apply(reg, "approve", actor, actor.role)
-    taken = [c.email for c in reg.contacts if email_in_use(c.email)]
+    taken = emails_with_accounts(reg)
     if taken:
         raise ServiceError(
             _l("These emails got an account since the registration was submitted: %(emails)s. "

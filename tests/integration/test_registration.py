@@ -109,13 +109,34 @@ def test_valid_upload_is_held_when_other_fields_fail(app, client):
     assert len(uploads(app)) == 1
 
 
-def test_emails_must_be_distinct_and_not_an_existing_user(app, client, factory):
-    existing = factory.user("DIST_FIN")
-    data = registration_form(161, fin_email=registration_form(161)["spv_email"], staff_email=existing)
+def test_emails_must_be_distinct(app, client, factory):
+    data = registration_form(161, fin_email=registration_form(161)["spv_email"])
     page = submit(client, data, pdf_bytes()).get_data(as_text=True)
     assert 'data-field-error="fin_email"' in page
-    assert 'data-field-error="staff_email"' in page
     assert count_registrations(app) == 0
+
+
+def test_the_public_form_does_not_tell_whether_an_email_has_an_account(app, client, factory, login_as):
+    """Account enumeration (issue #15): an existing user's email is accepted like any other; the
+    reviewer is told, and approval refuses it."""
+    existing = factory.user("DIST_FIN")
+    fresh = submit(client, registration_form(162), pdf_bytes())
+    taken = submit(client, registration_form(163, staff_email=existing), pdf_bytes())
+    assert taken.status_code == fresh.status_code == 302
+    assert taken.headers["Location"].split("?")[0] == fresh.headers["Location"].split("?")[0]
+    assert count_registrations(app) == 2
+    reviewer = login_as("DIST_SPV")
+    with app.app_context():
+        from sqlalchemy import select
+
+        from scm.extensions import db
+        from scm.registration.models import Registration
+
+        reg_id = db.session.execute(select(Registration.id).where(Registration.name == "PT Uji Coba 163")).scalar_one()
+    page = reviewer.get(f"/registrations/{reg_id}").get_data(as_text=True)
+    assert 'data-testid="emails-taken"' in page and existing in page
+    refused = reviewer.post(f"/registrations/{reg_id}/approve", {"comment": ""}).get_data(as_text=True)
+    assert existing in refused
 
 
 def test_contract_end_must_follow_start(app, client):
