@@ -97,3 +97,18 @@ def test_a_message_that_can_never_be_sent_is_marked_failed_at_once_with_the_reas
         message = db.session.execute(select(OutboxEmail)).scalar_one()
         assert message.state == OutboxState.FAILED and message.attempts == 1 and "ValueError" in message.last_error
         assert deliver_outbox() == (0, 0)  # never retried
+
+
+def test_every_page_has_a_strict_content_security_policy_and_production_sends_hsts(app, client, database_url,
+                                                                                    tmp_path):
+    from scm import create_app
+
+    for url in ("/", "/login", "/register", "/api/v1/docs", "/no-such-page"):
+        policy = client.get(url).headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "script-src 'self'" in policy and "'unsafe-inline'" not in policy
+        assert "frame-ancestors 'none'" in policy
+    assert "Strict-Transport-Security" not in client.get("/login").headers
+    production = create_app("production", SECRET_KEY="x" * 64, SQLALCHEMY_DATABASE_URI=database_url,
+                            UPLOAD_FOLDER=str(tmp_path / "uploads"))
+    hsts = production.test_client().get("/login").headers["Strict-Transport-Security"]
+    assert hsts.startswith("max-age=31536000")
