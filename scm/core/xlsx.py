@@ -2,8 +2,9 @@
 
 import csv
 import io
+import zipfile
 
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
@@ -74,3 +75,59 @@ def csv_lines(headers, rows):
         buffer.truncate()
         writer.writerow([_csv_safe(v) for v in row])
         yield buffer.getvalue()
+
+
+# What a workbook people upload may hold, checked before it is parsed: a small file can inflate to
+# gigabytes (a "zip bomb"), or declare A1:XFD1048576 and make a reader pad every row.
+MAX_PART_BYTES = 100 * 1024 * 1024  # one part (a sheet's XML), uncompressed
+MAX_TOTAL_BYTES = 150 * 1024 * 1024
+MAX_RATIO = 100  # real sheets compress 5-20 times; a bomb hundreds or thousands of times
+
+
+class UnsafeWorkbook(ValueError):
+    """The upload is not a workbook we read: damaged, foreign, or built to exhaust the server."""
+
+
+def check_xlsx(data: bytes) -> None:
+    """Refuse, before parsing, a workbook whose parts would inflate beyond the limits."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError):
+        raise UnsafeWorkbook("not a zip archive") from None
+    total = 0
+    for part in parts:
+        total += part.file_size
+        ratio = part.file_size / max(part.compress_size, 1)
+        if part.file_size > MAX_PART_BYTES or total > MAX_TOTAL_BYTES or (part.file_size > 1_000_000 and ratio > MAX_RATIO):
+            raise UnsafeWorkbook(f"{part.filename} inflates to {part.file_size} bytes (ratio {ratio:.0f})")
+
+
+def xlsx_rows(data: bytes, *, max_rows: int, max_columns: int):
+    """(row number, cells) of the first sheet of an uploaded workbook, read safely: parts checked
+    first (``check_xlsx``), declared dimensions ignored, only ``max_columns`` columns read, and every
+    row counted, empty or not: past ``max_rows`` rows it raises ``TooManyRows``. Cells keep their type."""
+    check_xlsx(data)
+    try:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        sheet = book.worksheets[0]
+        sheet.reset_dimensions()  # a declared A1:XFD1048576 would pad every row to 16,384 cells
+    except UnsafeWorkbook:
+        raise
+    except Exception:  # openpyxl raises many kinds on a damaged or foreign zip
+        raise UnsafeWorkbook("not a readable workbook") from None
+    try:
+        for number, cells in enumerate(sheet.iter_rows(values_only=True, max_col=max_columns), start=1):
+            if number > max_rows:
+                raise TooManyRows(max_rows)
+            yield number, cells
+    finally:
+        book.close()
+
+
+class TooManyRows(ValueError):
+    """The sheet has more rows (empty ones included) than it may."""
+
+    def __init__(self, limit):
+        super().__init__(f"more than {limit} rows")
+        self.limit = limit

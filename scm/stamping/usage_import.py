@@ -15,13 +15,13 @@ from datetime import date, datetime
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from scm.auth.models import Role
 from scm.core.errors import ServiceError
 from scm.core.formatting import WIB, format_number
 from scm.core.services import record_audit, register_audit_action
+from scm.core.xlsx import TooManyRows, UnsafeWorkbook, xlsx_rows
 from scm.extensions import db
 from scm.quota.models import QuotaAccount
 from scm.registration.models import Wapu
@@ -32,6 +32,7 @@ from scm.stamping.services import StampEvent, ingest_events
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
+MAX_COLUMNS = 30  # the columns read from an XLSX row (the known ones come first in any real file)
 CHUNK = 1000
 REQUIRED_COLUMNS = ("serial", "stamped_at", "document_type", "status")
 COLUMNS = (*REQUIRED_COLUMNS, "npwp", "wapu_code", "document_number")
@@ -151,11 +152,11 @@ def read_usage_file(data: bytes, name: str = "") -> UsageFile:
     checker = _RowChecker()
     events, seen = defaultdict(list), {}
     for number, cells in rows:
+        if number > MAX_ROWS + 1:  # every row counts, empty ones too: a file of empty rows must not run on
+            raise _too_many_rows()
         if not any(_text(c) for c in cells):
             continue
         usage.rows += 1
-        if usage.rows > MAX_ROWS:
-            raise _refuse(_l("The file has more than %(n)s data rows; split it.", n=format_number(MAX_ROWS)))
         record = {col: cells[i] if i < len(cells) else None for col, i in columns.items()}
         checked = checker.check(number, record)
         if checked is None:
@@ -178,16 +179,17 @@ def read_usage_file(data: bytes, name: str = "") -> UsageFile:
 
 
 def _xlsx_rows(data):
-    """(row number, cells) of the workbook's first sheet; cells keep their type (datetimes stay)."""
+    """(row number, cells) of the workbook's first sheet, read safely (``scm.core.xlsx.xlsx_rows``)."""
     try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        sheet = book.worksheets[0]
-    except Exception:  # openpyxl raises many kinds on a damaged or foreign zip
-        raise _refuse(_l("The file is not a readable XLSX workbook.")) from None
-    try:
-        yield from enumerate(sheet.iter_rows(values_only=True), start=1)
-    finally:
-        book.close()
+        yield from xlsx_rows(data, max_rows=MAX_ROWS + 1, max_columns=MAX_COLUMNS)
+    except TooManyRows:
+        raise _too_many_rows() from None
+    except UnsafeWorkbook:
+        raise _refuse(_l("The file is not a readable XLSX workbook, or it is too large once unpacked.")) from None
+
+
+def _too_many_rows():
+    return _refuse(_l("The file has more than %(n)s data rows; split it.", n=format_number(MAX_ROWS)))
 
 
 def _csv_rows(data):

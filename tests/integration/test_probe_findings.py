@@ -112,3 +112,71 @@ def test_every_page_has_a_strict_content_security_policy_and_production_sends_hs
                             UPLOAD_FOLDER=str(tmp_path / "uploads"))
     hsts = production.test_client().get("/login").headers["Strict-Transport-Security"]
     assert hsts.startswith("max-age=31536000")
+
+
+# --------------------------------------------------------------------------- XLSX bombs
+
+
+def _workbook_with_sheet(sheet_xml: bytes) -> bytes:
+    """A real workbook whose first sheet's XML is replaced by ``sheet_xml``."""
+    import io
+    import zipfile
+
+    from openpyxl import Workbook
+
+    buffer = io.BytesIO()
+    Workbook().save(buffer)
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = sheet_xml if item.filename == "xl/worksheets/sheet1.xml" else source.read(item.filename)
+            target.writestr(item.filename, data)
+    return out.getvalue()
+
+
+SHEET = (b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+         b'<dimension ref="%s"/><sheetData>%s</sheetData></worksheet>')
+HEADER = (b'<row r="1"><c r="A1" t="inlineStr"><is><t>serial</t></is></c><c r="B1" t="inlineStr"><is><t>wapu_code'
+          b'</t></is></c><c r="C1" t="inlineStr"><is><t>stamped_at</t></is></c><c r="D1" t="inlineStr"><is><t>'
+          b'document_type</t></is></c><c r="E1" t="inlineStr"><is><t>status</t></is></c></row>')
+
+
+def _import_within_a_second(admin, data):
+    import io
+    import time
+
+    started = time.monotonic()
+    response = admin.post("/usage/import", {"file": (io.BytesIO(data), "pemakaian.xlsx")},
+                          content_type="multipart/form-data")
+    return response, time.monotonic() - started
+
+
+def test_a_sheet_declaring_every_cell_is_refused_within_a_second(app, login_as):
+    last = b'<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row>'
+    data = _workbook_with_sheet(SHEET % (b"A1:XFD1048576", HEADER + last))
+    assert len(data) < 10_000
+    response, seconds = _import_within_a_second(login_as("DIST_ADMIN"), data)
+    assert response.status_code == 422 and seconds < 1, seconds
+    assert "200.000" in response.get_data(as_text=True)  # more rows than allowed, said in Indonesian
+
+
+def test_a_workbook_inflating_to_millions_of_empty_rows_is_refused_within_a_second(app, login_as):
+    data = _workbook_with_sheet(SHEET % (b"A1:E2000001", HEADER + b"<row/>" * 2_000_000))
+    assert len(data) < 300_000  # a few hundred KB on disk, 2 million rows once unpacked
+    response, seconds = _import_within_a_second(login_as("DIST_ADMIN"), data)
+    assert response.status_code == 422 and seconds < 1, seconds
+    assert "terlalu besar" in response.get_data(as_text=True)
+
+
+def test_empty_rows_count_toward_the_row_limit(app, login_as, monkeypatch):
+    from scm.core import xlsx
+    from scm.stamping import usage_import
+
+    monkeypatch.setattr(xlsx, "MAX_RATIO", 10**9)  # past the size check: the row count must stop it
+    monkeypatch.setattr(usage_import, "MAX_ROWS", 1000)
+    rows = b"".join(b'<row r="%d"/>' % n for n in range(2, 50_002))
+    response, seconds = _import_within_a_second(login_as("DIST_ADMIN"), _workbook_with_sheet(
+        SHEET % (b"A1:E50001", HEADER + rows)))
+    assert response.status_code == 422 and seconds < 1
+    assert "1.000" in response.get_data(as_text=True)
