@@ -45,7 +45,7 @@ translations: $(STAMP)
 	$(BIN)/pybabel compile -d translations 2>&1 | grep -v "^compiling" || true
 
 extract-messages: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o translations/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k _ln:1,2 -o translations/messages.pot .
 	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching
 
 system-deps:

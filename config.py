@@ -50,6 +50,8 @@ class Config:
     PERMANENT_SESSION_LIFETIME = timedelta(minutes=_env_int("SCM_IDLE_TIMEOUT_MINUTES", 30))
     SESSION_REFRESH_EACH_REQUEST = True
     REMEMBER_COOKIE_HTTPONLY = True
+    # Strict-Transport-Security max-age (0: not sent). Production sends a year: it runs behind HTTPS.
+    HSTS_SECONDS = _env_int("SCM_HSTS_SECONDS", 0)
 
     # Werkzeug's password hash method. scrypt everywhere but in the test suite, which would
     # otherwise spend most of its time hashing the passwords its factories create.
@@ -137,6 +139,7 @@ class ProductionConfig(Config):
     ENV_NAME = "production"
     SESSION_COOKIE_SECURE = _env_bool("SCM_SESSION_COOKIE_SECURE", True)
     REMEMBER_COOKIE_SECURE = True
+    HSTS_SECONDS = _env_int("SCM_HSTS_SECONDS", 365 * 24 * 3600)
     MAIL_BACKEND = _env("SCM_MAIL_BACKEND", "smtp")
 
 

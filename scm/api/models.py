@@ -36,3 +36,9 @@ class ApiToken(TimestampMixin, db.Model):
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def audit_ref(self) -> str:
+        """The business reference the audit log names it by."""
+        return f"{self.prefix}…"
+

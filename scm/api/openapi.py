@@ -63,7 +63,13 @@ def openapi_document():
                     },
                 },
                 "get": {
-                    "operationId": "listStamps", "summary": "Stamp history, newest first (keyset pagination)",
+                    "operationId": "listStamps",
+                    "summary": "Stamp history, newest recorded first (keyset pagination)",
+                    "description": ("Stamps in the order the system recorded them, newest first (a stamp reported "
+                                    "late by a batch comes before older API stamps). `from` and `to` filter on the "
+                                    "time the stamp happened: its reservation or stamping, or the `stamped_at` a "
+                                    "batch reported. Pass `next_cursor` back as `cursor` for the next page; a page "
+                                    "never skips or repeats a stamp."),
                     "parameters": [
                         {"name": "state", "in": "query", "schema": {"type": "string",
                                                                     "enum": ["reserved", "stamped", "failed", "released"]}},

@@ -10,11 +10,14 @@ from scm.api.models import ApiToken, hash_token
 from scm.auth.models import Role
 from scm.core.database import unit_of_work, utcnow
 from scm.core.errors import ServiceError
-from scm.core.services import record_audit
+from scm.core.services import record_audit, register_audit_action
 from scm.extensions import db
 
 TOKEN_PREFIX = "scm_"
 LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+register_audit_action("api_token.create", _l("API token created"), _l("“%(name)s” for %(wapu)s"))
+register_audit_action("api_token.revoke", _l("API token revoked"), _l("“%(name)s” of %(wapu)s"))
 
 
 def _may_manage(actor, wapu_id) -> bool:
@@ -37,7 +40,8 @@ def create_token(wapu_id: int, actor, *, name: str):
                      created_by_id=getattr(actor, "id", None))
     db.session.add(token)
     db.session.flush()
-    record_audit(actor, "api_token.create", token, f"token '{name}' ({token.prefix}…) for WAPU {wapu_id}")
+    record_audit(actor, "api_token.create", token, f"token '{name}' ({token.prefix}…) for WAPU {wapu_id}",
+                 details={"name": name, "wapu": token.wapu.code})
     return token, plaintext
 
 
@@ -46,7 +50,8 @@ def revoke_token(token: ApiToken, actor) -> None:
         raise ServiceError(_l("Your role may not do this."), code="forbidden")
     if token.revoked_at is None:
         token.revoked_at = utcnow()
-        record_audit(actor, "api_token.revoke", token, f"token '{token.name}' ({token.prefix}…) revoked")
+        record_audit(actor, "api_token.revoke", token, f"token '{token.name}' ({token.prefix}…) revoked",
+                     details={"name": token.name, "wapu": token.wapu.code})
 
 
 def authenticate_token(plaintext: str):

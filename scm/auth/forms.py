@@ -1,21 +1,21 @@
 """Login, password and user-management forms."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from scm.auth.models import DISTRIBUTOR_ROLES, Role
+from scm.core.forms import Form
 
 REQUIRED = _l("This field is required.")
 
 
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     email = EmailField(_l("Email"), validators=[DataRequired(REQUIRED), Length(max=255)])
     password = PasswordField(_l("Password"), validators=[DataRequired(REQUIRED)])
 
 
-class ChangePasswordForm(FlaskForm):
+class ChangePasswordForm(Form):
     current_password = PasswordField(_l("Current password"), validators=[DataRequired(REQUIRED)])
     new_password = PasswordField(_l("New password"), validators=[DataRequired(REQUIRED)])
     confirm_password = PasswordField(
@@ -24,7 +24,7 @@ class ChangePasswordForm(FlaskForm):
     )
 
 
-class DistributorUserForm(FlaskForm):
+class DistributorUserForm(Form):
     name = StringField(_l("Name"), validators=[DataRequired(REQUIRED), Length(max=200)])
     email = EmailField(_l("Email"), validators=[DataRequired(REQUIRED), Length(max=255)])
     role = SelectField(
@@ -34,5 +34,5 @@ class DistributorUserForm(FlaskForm):
     )
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(Form):
     """An empty form: a button that changes something carries a CSRF token through it."""

@@ -94,6 +94,11 @@ class User(UserMixin, TimestampMixin, db.Model):
     def __repr__(self):
         return f"<User {self.email} {self.role}>"
 
+    @property
+    def audit_ref(self) -> str:
+        """The business reference the audit log names it by."""
+        return self.email
+
 
 class LoginThrottle(db.Model):
     """Failed logins per login name (existing or not), for lockout."""

@@ -15,12 +15,26 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from scm.auth.models import DISTRIBUTOR_ROLES, LoginThrottle, Role, User
 from scm.core.database import utcnow
 from scm.core.errors import ServiceError
-from scm.core.services import record_audit
+from scm.core.services import record_audit, register_audit_action
 from scm.extensions import db
 
 MIN_PASSWORD_LENGTH = 10
-# Letters and digits that cannot be misread on paper (no 0/O, 1/l/I).
-_OTP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+
+register_audit_action("auth.login", _l("Logged in"))
+register_audit_action("auth.logout", _l("Logged out"))
+register_audit_action("auth.login_failed", _l("Login failed"), _l("failure %(failures)s in a row"))
+register_audit_action("auth.login_locked", _l("Login refused: locked"))
+register_audit_action("auth.lockout", _l("Login locked"), _l("until %(until)s"), until="moment")
+register_audit_action("auth.password_changed", _l("Password changed"))
+register_audit_action("user.create", _l("User created"), _l("as %(role)s"), role=Role)
+register_audit_action("user.reset_password", _l("One-time password issued"))
+register_audit_action("user.activate", _l("User reactivated"))
+register_audit_action("user.deactivate", _l("User deactivated"))
+# Letters and digits that cannot be misread on paper nor retyped in the wrong case. Left out:
+# 0/O/o, 1/l/I/i/j, 2/Z/z, 5/S/s, 8/B, U/u/V/v, m (reads as "rn"), q (reads as g or 9), and
+# the lower case of the letters whose two cases look alike (c k p w x y).
+# 34 symbols: a 12-character password carries 12 * log2(34) ≈ 61 bits of entropy (≥ 50).
+_OTP_ALPHABET = "ACDEFGHJKLMNPQRTWXYabdefghnrt34679"
 
 
 def hash_password(password: str) -> str:
@@ -69,7 +83,7 @@ def password_problems(password: str, email: str = "") -> list:
 
 
 def generate_one_time_password() -> str:
-    """A random 12-character password in three groups, e.g. ``Xk7p-Qm3r-Tz9w``."""
+    """A random 12-character password in three groups, e.g. ``Xd7h-Qn3r-Tg9A`` (no look-alikes)."""
     chars = "".join(secrets.choice(_OTP_ALPHABET) for _ in range(12))
     return "-".join(chars[i:i + 4] for i in range(0, 12, 4))
 
@@ -104,8 +118,8 @@ def authenticate(email: str, password: str) -> LoginResult:
     throttle = db.session.get(LoginThrottle, identifier)
     if throttle and throttle.locked_until and throttle.locked_until > now:
         check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
-        record_audit(None, "auth.login_locked", object_type="User", object_id="",
-                     summary=f"login refused while locked: {identifier}", actor_label=identifier)
+        record_audit(None, "auth.login_locked", object_type="User", object_id="", ref=identifier,
+                     summary=f"login refused while locked: {identifier}", actor_label=identifier, details={})
         return LoginResult(error=_locked_message(throttle, now))
 
     user = find_active_user(identifier)
@@ -113,7 +127,7 @@ def authenticate(email: str, password: str) -> LoginResult:
         if throttle is not None:
             db.session.delete(throttle)
         user.last_login_at = now
-        record_audit(user, "auth.login", user, "login")
+        record_audit(user, "auth.login", user, "login", details={})
         return LoginResult(user=user)
     if user is None:
         check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
@@ -125,13 +139,14 @@ def authenticate(email: str, password: str) -> LoginResult:
     elif throttle.window_started_at < now - window:
         throttle.failures, throttle.window_started_at, throttle.locked_until = 0, now, None
     throttle.failures += 1
-    record_audit(None, "auth.login_failed", object_type="User", object_id=getattr(user, "id", ""),
-                 summary=f"failed login {throttle.failures} for {identifier}", actor_label=identifier)
+    record_audit(None, "auth.login_failed", object_type="User", object_id=getattr(user, "id", ""), ref=identifier,
+                 summary=f"failed login {throttle.failures} for {identifier}", actor_label=identifier,
+                 details={"failures": throttle.failures})
     if throttle.failures >= config["LOGIN_MAX_FAILURES"]:
         throttle.locked_until = now + timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
-        record_audit(None, "auth.lockout", object_type="User", object_id=getattr(user, "id", ""),
+        record_audit(None, "auth.lockout", object_type="User", object_id=getattr(user, "id", ""), ref=identifier,
                      summary=f"{identifier} locked until {throttle.locked_until:%Y-%m-%d %H:%M} UTC",
-                     actor_label=identifier)
+                     actor_label=identifier, details={"until": throttle.locked_until.isoformat()})
         return LoginResult(error=_locked_message(throttle, now))
     return LoginResult(error=_l("The email or password is wrong."))
 
@@ -158,7 +173,7 @@ def change_password(user: User, *, current_password: str, new_password: str) -> 
     if problems:
         raise ServiceError(problems[0], field="new_password")
     set_password(user, new_password, must_change=False)
-    record_audit(user, "auth.password_changed", user, "password changed")
+    record_audit(user, "auth.password_changed", user, "password changed", details={})
 
 
 def create_user(wapu, actor, *, email, name, role, phone=None, password=None):
@@ -180,7 +195,7 @@ def create_user(wapu, actor, *, email, name, role, phone=None, password=None):
                 password_hash=hash_password(password), must_change_password=one_time)
     db.session.add(user)
     db.session.flush()
-    record_audit(actor, "user.create", user, f"{email} as {role}")
+    record_audit(actor, "user.create", user, f"{email} as {role}", details={"role": role.value})
     return user, password
 
 
@@ -195,7 +210,7 @@ def reset_password(user: User, actor) -> str:
     """Give ``user`` a new one-time password (shown once); their sessions end."""
     password = generate_one_time_password()
     set_password(user, password, must_change=True)
-    record_audit(actor, "user.reset_password", user, f"one-time password issued to {user.email}")
+    record_audit(actor, "user.reset_password", user, f"one-time password issued to {user.email}", details={})
     return password
 
 
@@ -205,4 +220,4 @@ def set_user_active(user: User, actor, *, active: bool) -> None:
         raise ServiceError(_l("You cannot deactivate yourself."))
     user.active = active
     user.rotate_session_token()
-    record_audit(actor, "user.activate" if active else "user.deactivate", user, user.email)
+    record_audit(actor, "user.activate" if active else "user.deactivate", user, user.email, details={})

@@ -12,14 +12,8 @@ from scm.auth.models import DISTRIBUTOR_ROLES, Role, User
 from scm.core.database import unit_of_work
 from scm.core.errors import ServiceError
 from scm.core.services import record_audit
-from scm.core.views import field_error, no_store, paginate
+from scm.core.views import field_error, no_store, paginate, safe_next
 from scm.extensions import db
-
-
-def _safe_next(target):
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -43,7 +37,7 @@ def login():
             if current_user.must_change_password:
                 flash(_("Please choose your own password before you continue."), "warning")
                 return redirect(url_for("auth.change_password"))
-            return redirect(_safe_next(request.args.get("next")) or url_for("home.index"))
+            return redirect(safe_next(request.args.get("next")) or url_for("home.index"))
     return render_template("auth/login.html", form=form)
 
 
@@ -54,7 +48,9 @@ def logout():
     form = ConfirmForm()
     if form.validate_on_submit():
         with unit_of_work():
-            record_audit(current_user, "auth.logout", current_user, "logout")
+            user = db.session.get(User, current_user.id)
+            user.rotate_session_token()  # the old cookie, replayed, is anonymous (on every device)
+            record_audit(user, "auth.logout", user, "logout", details={})
         logout_user()
         lang = session.get("lang")
         session.clear()

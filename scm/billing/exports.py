@@ -29,6 +29,7 @@ from scm.billing.models import LineKind, MinimumPolicy
 from scm.core.formatting import WIB, format_day, format_number, format_rupiah
 from scm.core.xlsx import text_cell
 from scm.registration.validators import format_npwp
+from scm.stamping.models import document_type_label
 
 STYLESHEET = "css/invoice-pdf.css"
 DRAFT_NAME = "DRAF"
@@ -56,9 +57,10 @@ def line_description(line) -> str:
     }[LineKind(line.kind)]
 
 
-def terbilang(amount: int) -> str:
-    """Whole Rupiah in Indonesian words: ``Dua belas juta ... rupiah``."""
-    words = f"{num2words(int(amount), lang='id')} rupiah"
+def terbilang(amount: int, lang: str = "id") -> str:
+    """Whole Rupiah in words: ``Dua belas juta ... rupiah`` (Indonesian, the invoice's legal words), or
+    ``Twelve million ... rupiah`` with ``lang="en"`` for an English reader."""
+    words = f"{num2words(int(amount), lang=lang)} rupiah"
     return words[:1].upper() + words[1:]
 
 
@@ -244,10 +246,10 @@ def _write_table(sheet, columns, rows, title=None) -> int:
 
 
 def _stamp_values(row):
-    """A stamp tuple as written: the UTC stamping time becomes a naive WIB datetime."""
+    """A stamp tuple as written: the UTC stamping time becomes a naive WIB datetime, the type its name."""
     wapu_code, serial, stamped_at, document_type, document_number, source = row
-    return (wapu_code, serial, stamped_at.astimezone(WIB).replace(tzinfo=None), document_type, document_number,
-            source)
+    return (wapu_code, serial, stamped_at.astimezone(WIB).replace(tzinfo=None), document_type_label(document_type),
+            document_number, source)
 
 
 def _stamp_sheets(workbook, stamp_rows, max_rows):

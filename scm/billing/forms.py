@@ -1,52 +1,32 @@
 """Billing forms: payments, credit notes, settings, contract terms and the invoice filter."""
 
-import re
-
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
-from wtforms.widgets import TextInput
 
 from scm.billing.models import FirstMonth, InvoiceState, MinimumPolicy
+from scm.core.fields import RupiahField, WholeNumberField
+from scm.core.forms import Form
 
 REQUIRED = _l("This field is required.")
 
 
-class RupiahField(IntegerField):
-    """Whole Rupiah as people type it: ``1.500.000``, ``Rp 1.500.000`` or ``1500000``."""
-
-    widget = TextInput()  # a number input would refuse the thousands separators
-
-    def process_formdata(self, valuelist):
-        if not valuelist or not valuelist[0].strip():
-            self.data = None
-            return
-        text = re.sub(r"^rp\.?", "", valuelist[0].strip(), flags=re.IGNORECASE).replace(" ", "")
-        if not re.fullmatch(r"\d{1,3}(\.\d{3})+|\d+", text):
-            self.data = None
-            raise ValueError(_l("Give a whole amount in Rupiah, e.g. 1.500.000."))
-        self.data = int(text.replace(".", ""))
-
-
-class ConfirmForm(FlaskForm):
+class ConfirmForm(Form):
     """A button that only needs the CSRF token (run billing, issue)."""
 
 
-class PaymentForm(FlaskForm):
+class PaymentForm(Form):
     paid_on = DateField(_l("Payment date"), validators=[InputRequired(REQUIRED)])
-    amount = RupiahField(_l("Amount (Rp)"), validators=[InputRequired(REQUIRED)],
-                         render_kw={"inputmode": "numeric", "placeholder": "1.500.000"})
+    amount = RupiahField(_l("Amount (Rp)"), validators=[InputRequired(REQUIRED)], render_kw={"placeholder": "1.500.000"})
     reference = StringField(_l("Transfer reference"), validators=[InputRequired(REQUIRED), Length(max=100)])
 
 
-class CreditNoteForm(FlaskForm):
-    credit_amount = RupiahField(_l("Amount to credit (Rp)"), validators=[InputRequired(REQUIRED)],
-                         render_kw={"inputmode": "numeric"})
+class CreditNoteForm(Form):
+    credit_amount = RupiahField(_l("Amount to credit (Rp)"), validators=[InputRequired(REQUIRED)])
     reason = TextAreaField(_l("Reason for the correction"), validators=[InputRequired(REQUIRED), Length(max=1000)])
 
 
-class SettingsForm(FlaskForm):
+class SettingsForm(Form):
     distributor_name = StringField(_l("Distributor name"), validators=[InputRequired(REQUIRED), Length(max=200)])
     distributor_address = TextAreaField(_l("Address"), validators=[InputRequired(REQUIRED), Length(max=500)])
     distributor_npwp = StringField("NPWP", validators=[InputRequired(REQUIRED), Length(max=30)])
@@ -55,7 +35,7 @@ class SettingsForm(FlaskForm):
     bank_account_name = StringField(_l("Account holder"), validators=[InputRequired(REQUIRED), Length(max=200)])
     unit_price = RupiahField(_l("Unit price per e-Meterai (Rp)"), validators=[InputRequired(REQUIRED)])
     service_fee_per_unit = RupiahField(_l("Service fee per e-Meterai (Rp, 0 for none)"), validators=[Optional()])
-    ppn_rate = IntegerField(_l("PPN rate on the service fee (%)"), validators=[InputRequired(REQUIRED),
+    ppn_rate = WholeNumberField(_l("PPN rate on the service fee (%)"), validators=[InputRequired(REQUIRED),
                                                                              NumberRange(0, 100)])
     ppn_dpp_other_value = BooleanField(_l("PPN on a DPP of 11/12 of the fee (other value, from 2025)"))
     invoice_number_format = StringField(_l("Invoice number format"), validators=[InputRequired(REQUIRED)])
@@ -63,20 +43,20 @@ class SettingsForm(FlaskForm):
     warning_days = StringField(_l("Minimum-use warning days (day of month)"), validators=[InputRequired(REQUIRED)])
 
 
-class TermsForm(FlaskForm):
+class TermsForm(Form):
     effective_from = DateField(_l("In effect from (month)"), format="%Y-%m", validators=[InputRequired(REQUIRED)],
                                render_kw={"type": "month"})
-    monthly_minimum = IntegerField(_l("Monthly minimum (e-Meterai)"), validators=[InputRequired(REQUIRED)],
-                                   render_kw={"min": 0, "step": 1})
+    monthly_minimum = WholeNumberField(_l("Monthly minimum (e-Meterai)"), validators=[InputRequired(REQUIRED)],
+                                       render_kw={"placeholder": "1.000"})
     minimum_policy = SelectField(_l("When the minimum is not reached"),
                                  choices=[(p.value, p.label) for p in MinimumPolicy])
     first_month = SelectField(_l("A partial first month"), choices=[(f.value, f.label) for f in FirstMonth])
-    due_day = IntegerField(_l("Payment due on this day of the following month"),
-                           validators=[InputRequired(REQUIRED)], render_kw={"min": 1, "max": 28})
+    due_day = WholeNumberField(_l("Payment due on this day of the following month"),
+                               validators=[InputRequired(REQUIRED)])
     note = TextAreaField(_l("Note (e.g. the contract amendment)"), validators=[Length(max=1000)])
 
 
-class InvoiceFilterForm(FlaskForm):
+class InvoiceFilterForm(Form):
     class Meta:
         csrf = False  # a GET filter changes nothing
 

@@ -93,6 +93,9 @@ class ContractTerms(TimestampMixin, db.Model):
     changed_by = relationship("User")
 
 
+RUN_SOURCES = {"web": _l("on the billing page"), "cli": _l("from the command line"), "scheduler": _l("by the scheduler")}
+
+
 class BillingRun(db.Model):
     """One run of the monthly billing for a period (web, CLI or scheduler) and what it did."""
 
@@ -110,6 +113,16 @@ class BillingRun(db.Model):
     unchanged: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
     actor = relationship("User")
+
+    @property
+    def audit_ref(self) -> str:
+        """The business reference the audit log names it by."""
+        return f"{self.period:%Y-%m}"
+
+    @property
+    def source_label(self):
+        """Where the run was started, in words."""
+        return RUN_SOURCES.get(self.source, self.source)
 
 
 class InvoiceState(LabelledEnum):
@@ -205,6 +218,11 @@ class Invoice(db.Model):
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    @property
+    def audit_ref(self) -> str:
+        """Its number; a draft has none yet: the WAPU and month."""
+        return self.number or f"{self.wapu.code} {self.period:%Y-%m}"
 
 
 # Columns that may still change once an invoice is issued (its payment state).

@@ -16,9 +16,16 @@ from scm.billing.services import current_settings, finance_contacts, format_docu
 from scm.core.database import next_number, utcnow
 from scm.core.errors import ServiceError
 from scm.core.formatting import format_day, format_rupiah, today_wib
-from scm.core.services import notify, record_audit, register_notification
+from scm.core.services import notify, record_audit, register_audit_action, register_notification
 from scm.extensions import db
 
+register_audit_action("invoice.payment_recorded", _l("Payment recorded"),
+                      _l("%(amount)s paid on %(paid_on)s (%(reference)s); balance %(balance)s"),
+                      amount="rupiah", paid_on="day", balance="rupiah")
+register_audit_action("invoice.credit_note_issued", _l("Credit note issued"), _l("%(number)s for %(amount)s"),
+                      amount="rupiah")
+register_audit_action("invoice.overdue", _l("Invoice overdue"), _l("due on %(due)s, balance %(balance)s"),
+                      due="day", balance="rupiah")
 register_notification("invoice_overdue", _l("Invoice %(number)s (%(amount)s) was due on %(due)s and is now overdue."))
 register_notification("credit_note_issued", _l("Credit note %(number)s of %(amount)s was issued for invoice %(invoice)s."))
 register_notification("payment_recorded", _l("Payment of %(amount)s for invoice %(number)s was recorded. Thank you."))
@@ -89,7 +96,9 @@ def record_payment(invoice_id: int, actor, *, paid_on: date, amount: int, refere
     db.session.add(payment)
     db.session.flush()
     record_audit(actor, "invoice.payment_recorded", invoice,
-                 f"{invoice.number}: {amount} on {paid_on.isoformat()} ({reference}); balance {invoice.balance}")
+                 f"{invoice.number}: {amount} on {paid_on.isoformat()} ({reference}); balance {invoice.balance}",
+                 details={"amount": amount, "paid_on": paid_on.isoformat(), "reference": reference,
+                          "balance": invoice.balance})
     notify(finance_contacts(invoice.wapu), "payment_recorded", f"/billing/invoices/{invoice.id}",
            amount=format_rupiah(amount), number=invoice.number)
     return payment
@@ -113,7 +122,8 @@ def issue_credit_note(invoice_id: int, actor, *, amount: int, reason: str, today
     )
     db.session.add(note)
     db.session.flush()
-    record_audit(actor, "invoice.credit_note_issued", invoice, f"{note.number} for {invoice.number}: {amount} — {reason}")
+    record_audit(actor, "invoice.credit_note_issued", invoice, f"{note.number} for {invoice.number}: {amount} — {reason}",
+                 details={"number": note.number, "amount": amount, "note": reason})
     notify(finance_contacts(invoice.wapu), "credit_note_issued", f"/billing/invoices/{invoice.id}",
            number=note.number, amount=format_rupiah(amount), invoice=invoice.number)
     return note
@@ -137,7 +147,7 @@ def mark_overdue(today=None) -> int:
             marked += 1
             invoice = _reload(invoice_id)
             record_audit(None, "invoice.overdue", invoice, f"{invoice.number} due {invoice.due_date}",
-                         actor_label="scheduler")
+                         actor_label="scheduler", details={"due": invoice.due_date.isoformat(), "balance": invoice.balance})
             notify(finance_contacts(invoice.wapu), "invoice_overdue", f"/billing/invoices/{invoice.id}",
                    number=invoice.number, amount=format_rupiah(invoice.balance), due=format_day(invoice.due_date))
     return marked

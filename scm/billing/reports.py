@@ -136,7 +136,7 @@ def dashboard_panel(user, today: date) -> dict:
         data = distributor_dashboard(today)
         checks = [check for check in data["checks"] if check.minimum or check.used]
         data["use_chart"] = charts.horizontal_bars(
-            [(f"{c.wapu.code} {c.wapu.name}", c.projected) for c in checks],
+            [(f"{c.wapu.code} {c.wapu.name}", c.projected, f"{c.wapu.code} {c.wapu.name}") for c in checks],
             minimum=max((c.minimum for c in checks), default=None) or None,
             title=_("Projected use this month per WAPU"), fmt=format_number)
         data["quota_chart"] = charts.paired_bars(
@@ -157,3 +157,16 @@ def dashboard_panel(user, today: date) -> dict:
                                                fmt=format_number)
     data["show_invoices"] = user.role in (Role.WAPU_SPV, Role.WAPU_FIN)
     return {"billing": data}
+
+
+def invoiced_months(pairs: set) -> set:
+    """Those (wapu_id, month) pairs that have an issued invoice (one query): stamps reported for them
+    now are billed as late usage on the next invoice."""
+    if not pairs:
+        return set()
+    wapu_ids, months = {w for w, _ in pairs}, {m for _, m in pairs}
+    found = db.session.execute(
+        select(Invoice.wapu_id, Invoice.period)
+        .where(Invoice.wapu_id.in_(wapu_ids), Invoice.period.in_(months), Invoice.state != InvoiceState.DRAFT)
+    ).all()
+    return {(wapu_id, period) for wapu_id, period in found} & pairs

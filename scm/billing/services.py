@@ -36,6 +36,7 @@ from scm.billing.usage import (
     minimum_for,
     month_key,
     month_of,
+    terms_for,
     terms_of,
     usage_by_month,
     usage_by_wapu,
@@ -43,11 +44,20 @@ from scm.billing.usage import (
 from scm.core.database import next_number, utcnow
 from scm.core.errors import ServiceError
 from scm.core.formatting import format_day, format_month, format_rupiah, today_wib
-from scm.core.services import notify, record_audit, register_notification
+from scm.core.services import notify, record_audit, register_audit_action, register_notification
 from scm.extensions import db
 from scm.registration.models import Contract, Wapu, WapuStatus
 from scm.registration.validators import clean_npwp
 
+register_audit_action("billing.settings_saved", _l("Billing settings saved"),
+                      _l("unit price %(unit_price)s, service fee %(fee)s"), unit_price="rupiah", fee="rupiah")
+register_audit_action("billing.terms_saved", _l("Billing terms saved"),
+                      _l("from %(month)s: minimum %(minimum)s, %(policy)s; first month: %(first_month)s; "
+                         "due on day %(due_day)s"), month="month", policy=MinimumPolicy, first_month=FirstMonth)
+register_audit_action("billing.run", _l("Billing run"),
+                      _l("%(month)s: %(created)s drafts created, %(refreshed)s refreshed, %(unchanged)s unchanged"),
+                      month="month")
+register_audit_action("invoice.issued", _l("Invoice issued"), _l("%(wapu)s, total due %(total)s"), total="rupiah")
 register_notification("invoice_issued", _l("Invoice %(number)s for %(period)s was issued: %(amount)s, due on %(due)s."))
 
 NUMBER_FIELDS = {"year", "month", "seq"}
@@ -134,7 +144,8 @@ def save_settings(actor, *, distributor_name, distributor_address, distributor_n
     )
     db.session.add(row)
     db.session.flush()
-    record_audit(actor, "billing.settings_saved", row, f"unit price {unit_price}, fee {service_fee_per_unit}")
+    record_audit(actor, "billing.settings_saved", row, f"unit price {unit_price}, fee {service_fee_per_unit}",
+                 ref="", details={"unit_price": unit_price, "fee": service_fee_per_unit or 0})
     return row
 
 
@@ -157,7 +168,9 @@ def save_contract_terms(contract: Contract, actor, *, effective_from: date, mont
     db.session.flush()
     record_audit(actor, "billing.terms_saved", contract,
                  f"from {month_key(row.effective_from)}: minimum {monthly_minimum}, {policy.value}, "
-                 f"first month {first.value}, due day {due_day}")
+                 f"first month {first.value}, due day {due_day}",
+                 details={"month": month_key(row.effective_from), "minimum": monthly_minimum, "policy": policy.value,
+                          "first_month": first.value, "due_day": due_day})
     return row
 
 
@@ -227,7 +240,7 @@ class _Inputs:
         """The pricing of ``wapu``'s invoice for the period, with the contract and terms behind it."""
         contract = contract_for_month(wapu, self.period)
         terms = terms_of(self.terms, contract, self.period)
-        minimum = minimum_for(contract, terms, self.period) if wapu.status == WapuStatus.ACTIVE else 0
+        minimum = minimum_for(contract, terms, self.period, wapu.joined_on) if wapu.status == WapuStatus.ACTIVE else 0
         used = self.used.get(wapu.id, 0)
         unit_price = (contract and contract.unit_price) or self.settings.unit_price
         pricing = price_invoice(
@@ -318,16 +331,30 @@ def run_billing(period: date, actor=None, *, source="web", today=None, progress=
     db.session.add(run)
     db.session.flush()
     record_audit(actor, "billing.run", run, f"{month_key(period)} ({source}): {run.created} created, "
-                 f"{run.refreshed} refreshed, {run.unchanged} unchanged", actor_label=None if actor else source)
+                 f"{run.refreshed} refreshed, {run.unchanged} unchanged", actor_label=None if actor else source,
+                 details={"month": month_key(period), "created": run.created, "refreshed": run.refreshed,
+                          "unchanged": run.unchanged})
     return run
 
 
 # --- issuing ------------------------------------------------------------------------------------
 
+LATE_ISSUE_DAYS = 14
+
+
 def _due_date(period: date, terms, issued: date) -> date:
-    """The terms' day of the month after the period; at least 14 days after a late issue."""
+    """The terms' day of the month after the period; an invoice issued after that day falls due
+    ``LATE_ISSUE_DAYS`` after its issue date (the invoice page says so: ``issued_late``)."""
     due = add_months(period, 1).replace(day=terms.due_day)
-    return due if due >= issued else issued + timedelta(days=14)
+    return due if due >= issued else issued + timedelta(days=LATE_ISSUE_DAYS)
+
+
+def issued_late(invoice) -> bool:
+    """Whether ``invoice`` was issued after its terms' due day, so that it falls due 14 days after issue."""
+    if invoice.issue_date is None:
+        return False
+    usual = add_months(invoice.period, 1).replace(day=terms_for(invoice.contract, invoice.period).due_day)
+    return invoice.issue_date > usual
 
 
 def _issue_one(invoice_id: int, actor, today: date, seq: int) -> Invoice:
@@ -357,7 +384,8 @@ def _issue_one(invoice_id: int, actor, today: date, seq: int) -> Invoice:
     invoice.issued_at = utcnow()
     invoice.issued_by_id = actor_id
     db.session.flush()
-    record_audit(actor, "invoice.issued", invoice, f"{invoice.number}: {invoice.total_due}")
+    record_audit(actor, "invoice.issued", invoice, f"{invoice.number}: {invoice.total_due}",
+                 details={"total": invoice.total_due, "wapu": invoice.wapu.code})
     notify(finance_contacts(invoice.wapu), "invoice_issued", f"/billing/invoices/{invoice.id}", number=invoice.number,
            period=month_key(invoice.period), amount=format_rupiah(invoice.total_due), due=format_day(invoice.due_date))
     return invoice

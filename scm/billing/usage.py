@@ -146,11 +146,15 @@ def contract_for_month(wapu: Wapu, month: date) -> Contract | None:
     return max(covering, key=lambda c: c.start_date) if covering else None
 
 
-def minimum_for(contract: Contract | None, terms: Terms, month: date) -> int:
-    """The minimum that applies in ``month``: none without a contract; a partial first month per terms."""
+def minimum_for(contract: Contract | None, terms: Terms, month: date, joined: date | None = None) -> int:
+    """The minimum that applies in ``month``: none without a contract; a partial first month per terms.
+
+    The first month is the one the WAPU became a customer in: its contract's start, or the day it
+    was approved (``joined``) when that came later (a contract signed in January, approved in
+    November: November is the partial first month)."""
     if contract is None:
         return 0
-    start = contract.start_date
+    start = max(contract.start_date, joined) if joined else contract.start_date
     if month_of(start) != month or start.day == 1:
         return terms.monthly_minimum
     if terms.first_month == FirstMonth.EXEMPT:
@@ -204,7 +208,7 @@ def check_month(month: date, today: date, *, wapu_id: int | None = None) -> list
         terms = terms_of(loaded, contract, month)
         used = counts.get(wapu.id, 0)
         checks.append(MonthCheck(
-            wapu=wapu, month=month, minimum=minimum_for(contract, terms, month), used=used,
+            wapu=wapu, month=month, minimum=minimum_for(contract, terms, month, wapu.joined_on), used=used,
             projected=projection(used, today) if running else used, policy=terms.minimum_policy,
         ))
     return checks

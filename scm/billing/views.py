@@ -76,7 +76,8 @@ def month(month):
     return render_template(
         "billing/month.html", period=period, rows=rows, last_run=last_run, form=ConfirmForm(),
         can_run=period < month_of(today), drafts=sum(1 for i in invoices if i.is_draft),
-        issued=sum(1 for i in invoices if not i.is_draft), total=sum(i.total_due for i in invoices),
+        issued=sum(1 for i in invoices if not i.is_draft), drafts_total=sum(i.total_due for i in invoices if i.is_draft),
+        issued_total=sum(i.total_due for i in invoices if not i.is_draft),
         previous=month_key(add_months(period, -1)), next=month_key(add_months(period, 1)),
     )
 
@@ -200,6 +201,7 @@ def invoice(invoice_id):
     """One invoice: lines, totals, payments, credit notes; finance acts on it here."""
     invoice = _invoice_for(invoice_id)
     return render_template("billing/invoice.html", invoice=invoice, confirm=ConfirmForm(),
+                           issued_late=services.issued_late(invoice),
                            payment_form=PaymentForm(formdata=None, paid_on=today_wib()),
                            credit_form=CreditNoteForm(formdata=None))
 

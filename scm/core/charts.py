@@ -15,9 +15,12 @@ from markupsafe import Markup, escape
 SVG_NS = "http://www.w3.org/2000/svg"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 BAR, BELOW, SECOND, GRID, TEXT, TRACK = "#0d6efd", "#dc3545", "#20c997", "#dee2e6", "#6c757d", "#e9ecef"
-WIDTH, HEIGHT = 720, 260
-PAD_TOP, PAD_BOTTOM, PAD_RIGHT = 28, 28, 12
-ROW, LABEL_CHARS, VALUE_SPACE, CHAR_WIDTH = 26, 24, 96, 6.5
+# The viewBox is about as wide as a half-page card at 1366 px, so that text of FONT_SIZE units shows
+# at about FONT_SIZE px (the page's small text); on a phone the chart keeps that width and scrolls
+# sideways (``.chart-scroll`` in app.css) instead of shrinking its text.
+WIDTH, HEIGHT, FONT_SIZE = 560, 270, 15
+PAD_TOP, PAD_BOTTOM, PAD_RIGHT = 34, 30, 12
+ROW, LABEL_CHARS, VALUE_SPACE, CHAR_WIDTH = 30, 20, 64, 8.4
 SERIES = (_l("Issued"), _l("Consumed"))  # lazy: translated when drawn
 
 
@@ -39,9 +42,11 @@ def _tag(name: str, body="", /, **attrs) -> Markup:
     return Markup(f"<{name}{attributes}>{body}</{name}>" if body else f"<{name}{attributes}/>")
 
 
-def _text(text, cls: str, x: float, y: float, anchor="start", fill=TEXT) -> Markup:
+def _text(text, cls: str, x: float, y: float, anchor="start", fill=TEXT, tip=None) -> Markup:
+    """A text; ``tip`` (the full text of a shortened one) shows on hover and to screen readers."""
     halo = {"stroke": "#fff", "stroke_width": 3, "paint_order": "stroke"} if fill == BELOW else {}  # legible over bars
-    return _tag("text", text, class_=cls, x=x, y=y, text_anchor=anchor, fill=fill, **halo)
+    body = Markup("").join([_tag("title", tip), escape(str(text))]) if tip else text
+    return _tag("text", body, class_=cls, x=x, y=y, text_anchor=anchor, fill=fill, **halo)
 
 
 def _line(cls: str, x1: float, y1: float, x2: float, y2: float, stroke=GRID, dash=None) -> Markup:
@@ -60,7 +65,7 @@ def _svg(kind: str, height: float, title, desc: str, children: list) -> Markup:
     head = [_tag("title", str(title) or _("Chart")), _tag("desc", desc)]
     return _tag(
         "svg", head + children, xmlns=SVG_NS, role="img", class_=f"chart chart-{kind}",
-        viewBox=f"0 0 {WIDTH} {_num(height)}", width="100%", font_family=FONT, font_size=11,
+        viewBox=f"0 0 {WIDTH} {_num(height)}", width="100%", font_family=FONT, font_size=FONT_SIZE,
     )  # fmt: skip
 
 
@@ -95,7 +100,7 @@ def _minimum_label(minimum, fmt) -> str:
 
 
 def _summary(points: Sequence, minimum, fmt: Callable) -> str:
-    desc = "; ".join(f"{label}: {fmt(value)}" for label, value in points)
+    desc = "; ".join(f"{full[0] if full else label}: {fmt(value)}" for label, value, *full in points)
     return desc if minimum is None else f"{desc}. {_minimum_label(minimum, fmt)}"
 
 
@@ -129,10 +134,12 @@ def monthly_bars(points: Sequence, minimum=None, title="", fmt: Callable = str, 
         below = highlight_below and minimum is not None and value < minimum
         x = left + slot * (i + 0.15)
         parts.append(_bar(f"{label}: {fmt(value)}", below, x, y(value), slot * 0.7, y(0) - y(value)))
-    if minimum is not None:
+    if minimum is not None:  # the line across the bars; its label above the plot, where no bar reaches
         parts.append(_line("chart-line-minimum", left, y(minimum), WIDTH - PAD_RIGHT, y(minimum), BELOW, "6 4"))
         label = _minimum_label(minimum, fmt)
-        parts.append(_text(label, "chart-label-minimum", WIDTH - PAD_RIGHT, y(minimum) - 5, "end", BELOW))
+        key_x = WIDTH - PAD_RIGHT - CHAR_WIDTH * len(label) - 28
+        parts.append(_line("chart-key-minimum", key_x, PAD_TOP - 16, key_x + 22, PAD_TOP - 16, BELOW, "6 4"))
+        parts.append(_text(label, "chart-label-minimum", WIDTH - PAD_RIGHT, PAD_TOP - 11, "end", BELOW))
     return _svg("bars", HEIGHT, title, _summary(points, minimum, fmt), parts)
 
 
@@ -160,10 +167,11 @@ def paired_bars(points: Sequence, series=SERIES, title="", fmt: Callable = str) 
 
 
 def horizontal_bars(points: Sequence, minimum=None, title="", fmt: Callable = str) -> Markup:
-    """One horizontal bar per (label, value), e.g. use per WAPU; bars below the minimum highlighted."""
-    if not points or not any(value for _label, value in points):
+    """One horizontal bar per (label, value) or (label, value, full label), e.g. use per WAPU (``W0004 Dinas
+    Pendidikan…`` with the full name on hover); bars below the minimum highlighted."""
+    if not points or not any(point[1] for point in points):
         return _empty("horizontal", title)
-    top, step = _scale(max(max(value for _label, value in points), minimum or 0))
+    top, step = _scale(max(max(point[1] for point in points), minimum or 0))
     left, right, bottom = 10 + CHAR_WIDTH * LABEL_CHARS, WIDTH - VALUE_SPACE, PAD_TOP + ROW * len(points)
 
     def x(value) -> float:
@@ -173,11 +181,14 @@ def horizontal_bars(points: Sequence, minimum=None, title="", fmt: Callable = st
     for value in range(0, top + 1, step):
         parts.append(_line("chart-grid", x(value), PAD_TOP, x(value), bottom))
         parts.append(_text(fmt(value), "chart-axis-label", x(value), bottom + 16, "middle"))
-    for i, (label, value) in enumerate(points):
+    for i, (label, value, *full) in enumerate(points):
+        full = str(full[0]) if full else str(label)
         row_y, below = PAD_TOP + ROW * i, minimum is not None and value < minimum
-        parts.append(_text(_truncate(label, LABEL_CHARS), "chart-axis-label", left - 8, row_y + ROW / 2 + 4, "end"))
-        parts.append(_bar(f"{label}: {fmt(value)}", below, left, row_y + ROW * 0.2, x(value) - left, ROW * 0.6))
-        parts.append(_text(fmt(value), "chart-value", x(value) + 4, row_y + ROW / 2 + 4))
+        short = _truncate(label, LABEL_CHARS)
+        parts.append(_text(short, "chart-axis-label", left - 8, row_y + ROW / 2 + 5, "end",
+                           tip=full if short != full else None))
+        parts.append(_bar(f"{full}: {fmt(value)}", below, left, row_y + ROW * 0.2, x(value) - left, ROW * 0.6))
+        parts.append(_text(fmt(value), "chart-value", x(value) + 4, row_y + ROW / 2 + 5))
     if minimum is not None:
         xm = x(minimum)
         parts.append(_line("chart-line-minimum", xm, PAD_TOP - 4, xm, bottom, BELOW, "6 4"))

@@ -1,5 +1,6 @@
 """Rupiah, number and WIB formatting in the user's language (Babel)."""
 
+import re
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -8,6 +9,7 @@ from babel.dates import format_date as _format_date
 from babel.dates import format_datetime as _format_datetime
 from babel.numbers import format_decimal
 from flask_babel import get_locale
+from markupsafe import Markup, escape
 
 WIB = ZoneInfo("Asia/Jakarta")
 
@@ -44,11 +46,13 @@ def today_wib() -> date:
 
 
 def format_wib(moment: datetime | None, with_seconds=False) -> str:
-    """A UTC timestamp shown in Jakarta time: ``23 Nov 2026 07.56 WIB``."""
+    """A UTC timestamp shown in Jakarta time: ``23 Nov 2026 07.56 WIB`` (English: ``07:56``)."""
     if moment is None:
         return ""
-    pattern = "d MMM yyyy HH.mm.ss" if with_seconds else "d MMM yyyy HH.mm"
-    return f"{_format_datetime(moment, pattern, tzinfo=WIB, locale=_locale())} WIB"
+    locale = _locale()
+    sep = "." if locale == "id" else ":"  # Indonesian writes 20.24, English 20:24
+    pattern = f"d MMM yyyy HH{sep}mm{sep}ss" if with_seconds else f"d MMM yyyy HH{sep}mm"
+    return f"{_format_datetime(moment, pattern, tzinfo=WIB, locale=locale)} WIB"
 
 
 def format_day(day: date | None) -> str:
@@ -82,10 +86,15 @@ def upper_first(text) -> str:
     return text[:1].upper() + text[1:]
 
 
+def code_spans(text) -> Markup:
+    """Text with Markdown code spans (`x`) shown as <code>x</code>; everything else escaped."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text or ""))))
+
+
 def register_filters(app):
     app.jinja_env.filters.update(
         upper_first=upper_first,
         combine_state=lambda args, state: {**args, "state": state},
         rupiah=format_rupiah, number=format_number, wib=format_wib, day=format_day, month=format_month,
-        phone=format_phone,
+        phone=format_phone, code_spans=code_spans,
     )

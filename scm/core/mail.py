@@ -13,11 +13,13 @@ def send_message(to_address: str, subject: str, body: str) -> None:
     message = EmailMessage()
     message["From"] = config["MAIL_SENDER"]
     message["To"] = to_address
-    message["Subject"] = subject
+    message["Subject"] = " ".join(subject.split())  # no line break ever reaches a header
     message["Message-ID"] = make_msgid(domain="scm-meterai.local")
     message.set_content(body)
     if config["MAIL_BACKEND"] == "log":
-        current_app.logger.info("MAIL to %s: %s\n%s", to_address, subject, body)
+        # One line per mail; the body (links, one-time passwords) only at debug level.
+        current_app.logger.info("mail to %s: %s", to_address, subject)
+        current_app.logger.debug("mail body to %s:\n%s", to_address, body)
         return
     with smtplib.SMTP(
         config["MAIL_SERVER"], config["MAIL_PORT"], timeout=config["MAIL_TIMEOUT_SECONDS"]

@@ -80,7 +80,11 @@ class AuditLog(TimestampMixin, db.Model):
     action: Mapped[str] = mapped_column(String(80), nullable=False, index=True)
     object_type: Mapped[str] = mapped_column(String(40), nullable=False, default="")
     object_id: Mapped[str] = mapped_column(String(40), nullable=False, default="")
-    summary: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    summary: Mapped[str] = mapped_column(Text, nullable=False, default="")  # plain English, for operators
+    # What happened, as data (numbers, amounts, months, states), shown in the reader's language.
+    details: Mapped[dict | None] = mapped_column(JSON)
+    # The object's business reference: W0009, PO/W0009/2026/00003, INV/2026/11/00012, an email.
+    object_ref: Mapped[str] = mapped_column(String(120), nullable=False, default="", server_default="", index=True)
     ip: Mapped[str | None] = mapped_column(String(45))
 
 

@@ -1,6 +1,7 @@
 """Core services: the audit log and the email outbox."""
 
-from datetime import timedelta
+import enum
+from datetime import date, datetime, timedelta
 
 from flask import current_app, g, has_request_context, render_template
 from flask_babel import force_locale
@@ -15,13 +16,18 @@ MAX_MAIL_ATTEMPTS = 10
 STALE_CLAIM = timedelta(minutes=10)
 
 
-def record_audit(actor, action, obj=None, summary="", *, object_type=None, object_id=None,
+def record_audit(actor, action, obj=None, summary="", *, details=None, ref=None, object_type=None, object_id=None,
                  actor_label=None):
     """Append one audit row: who did what to which object, from which IP, when (UTC).
 
     ``actor`` is a user or None (the public, the system). The client IP is the one the web layer
     put in ``g.client_ip`` for this request (none for commands and jobs): every caller wants it,
     and a service never reads the request itself.
+
+    ``details`` is what happened as data (shown through the text registered for ``action`` with
+    :func:`register_audit_action`, in the reader's language); ``summary`` is the same in plain
+    English for operators. ``ref`` names the object by its business reference (default: the
+    object's ``audit_ref``).
     """
     if obj is not None:
         object_type = object_type or obj.__class__.__name__
@@ -33,6 +39,8 @@ def record_audit(actor, action, obj=None, summary="", *, object_type=None, objec
         object_type=object_type or "",
         object_id=str(object_id) if object_id is not None else "",
         summary=summary,
+        details=details,
+        object_ref=str(ref if ref is not None else getattr(obj, "audit_ref", "") or "")[:120],
         ip=g.get("client_ip") if has_request_context() else None,
     )
     db.session.add(row)
@@ -47,8 +55,8 @@ def queue_email(to_address, template, *, sensitive=False, locale="id", **context
     with force_locale(locale):
         text = render_template(f"email/{template}.txt", **context)
     subject, _, body = text.strip().partition("\n")
-    message = OutboxEmail(
-        to_address=to_address, subject=subject.strip(), body=body.strip() + "\n", sensitive=sensitive
+    message = OutboxEmail(  # a header never holds a line break: a CR in a company name must not break the mail
+        to_address=to_address, subject=" ".join(subject.split())[:255], body=body.strip() + "\n", sensitive=sensitive
     )
     db.session.add(message)
     db.session.flush()
@@ -82,6 +90,9 @@ def deliver_outbox(ids=None, limit=100):
             continue
         try:
             send_message(message.to_address, message.subject, message.body)
+        except ValueError as error:  # the message itself is malformed: retrying can never help
+            failed += 1
+            _mark_failed(message, error, permanent=True)
         except Exception as error:  # any transport failure: keep the message, retry later
             failed += 1
             _mark_failed(message, error)
@@ -118,8 +129,8 @@ def _mark_sent(message):
         db.session.execute(update(OutboxEmail).where(OutboxEmail.id == message.id).values(**values))
 
 
-def _mark_failed(message, error):
-    gave_up = message.attempts >= MAX_MAIL_ATTEMPTS
+def _mark_failed(message, error, permanent=False):
+    gave_up = permanent or message.attempts >= MAX_MAIL_ATTEMPTS
     with unit_of_work():
         db.session.execute(
             update(OutboxEmail)
@@ -130,7 +141,8 @@ def _mark_failed(message, error):
                 last_error=f"{type(error).__name__}: {error}"[:1000],
             )
         )
-    current_app.logger.warning("mail to %s not sent (%s); will retry", message.to_address, error)
+    current_app.logger.warning("mail to %s not sent (%s); %s", message.to_address, error,
+                               "gave up: see `flask mail status`" if gave_up else "will retry")
 
 
 _NOTIFICATION_TEXTS = {}
@@ -166,3 +178,70 @@ def notify(users, kind: str, link: str = "", **params):
         with force_locale("id"):
             text = notification_text(kind, params)
         queue_email(user.email, "notification", text=text, link=f"{base}{link}" if link else "", user=user)
+
+
+# --------------------------------------------------------------------------- audit log texts
+
+_AUDIT_ACTIONS = {}
+
+
+def register_audit_action(action: str, label, text=None, **formats) -> None:
+    """Declare how audit entries of ``action`` read: a (lazy) ``label``, and a ``text`` with
+    %(name)s placeholders filled from the entry's details. ``formats`` names how a detail is
+    shown: ``"rupiah"``, ``"number"``, ``"signed"``, ``"month"`` ('YYYY-MM'), ``"day"`` (ISO date),
+    ``"moment"`` (ISO date-time, shown in WIB)
+    or a LabelledEnum class (its member's label); other ints are numbers, other values text.
+    A ``note`` detail (a reason typed by a person) follows the text as it was written."""
+    _AUDIT_ACTIONS[action] = (label, text, formats)
+
+
+def audit_actions() -> dict:
+    """Every declared action and its label, for the log's filter."""
+    return {action: label for action, (label, _, _) in sorted(_AUDIT_ACTIONS.items())}
+
+
+def audit_action_label(action: str) -> str:
+    spec = _AUDIT_ACTIONS.get(action)
+    return str(spec[0]) if spec else action
+
+
+def _format_detail(value, how):
+    from scm.core.formatting import format_day, format_month, format_number, format_rupiah, format_wib
+
+    if value is None:
+        return ""
+    try:
+        if how == "rupiah":
+            return format_rupiah(int(value))
+        if how == "signed":
+            return ("+" if int(value) > 0 else "") + format_number(int(value)).replace("-", "−")
+        if how == "month":
+            return format_month(date.fromisoformat(f"{value}-01"))
+        if how == "day":
+            return format_day(date.fromisoformat(value))
+        if how == "moment":
+            return format_wib(datetime.fromisoformat(value))
+        if isinstance(how, type) and issubclass(how, enum.Enum):
+            return str(how(value).label)
+    except (ValueError, TypeError):
+        return str(value)
+    if how == "number" or (isinstance(value, int) and not isinstance(value, bool)):
+        return format_number(value)
+    return str(value)
+
+
+def audit_text(entry) -> str:
+    """What an audit entry says, in the reader's language; its English summary when it has no details."""
+    spec = _AUDIT_ACTIONS.get(entry.action)
+    if spec is None or entry.details is None:
+        return entry.summary
+    _, text, formats = spec
+    if text is None:  # the action's label says it all
+        return entry.details.get("note", "")
+    values = {key: _format_detail(value, formats.get(key)) for key, value in entry.details.items()}
+    try:
+        shown = str(text) % values
+    except (KeyError, TypeError, ValueError):
+        return entry.summary
+    note = entry.details.get("note")
+    return f"{shown}: {note}" if note else shown

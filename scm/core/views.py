@@ -1,8 +1,11 @@
 """The small helpers every view uses; the language switch and the health check."""
 
+import re
 from datetime import datetime, time, timedelta
+from urllib.parse import unquote, urlsplit
 
 from flask import abort, current_app, flash, make_response, redirect, session
+from flask_sqlalchemy.pagination import SelectPagination
 from sqlalchemy import select
 
 from scm.core import bp
@@ -28,6 +31,28 @@ def show_decision_error(form, error):
         flash(str(error.message), "danger")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def safe_next(target) -> str | None:
+    """A path on this site to go to after login or a language switch, or None.
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash, so
+    ``/\t/evil.example`` or ``/\\evil.example`` would leave the site: any control character or
+    backslash, raw or percent-encoded, is refused, and so is anything that is not a plain local
+    path once decoded (a scheme, a host, ``//``)."""
+    if not isinstance(target, str) or not target or len(target) > 2000:
+        return None
+    decoded = unquote(target)
+    for text in (target, decoded):
+        if _CONTROL.search(text) or "\\" in text or not text.startswith("/") or text.startswith("//"):
+            return None
+    parts = urlsplit(decoded)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
 def no_store(body):
     """A response that browsers and proxies must not keep (one-time passwords)."""
     response = make_response(body)
@@ -35,10 +60,21 @@ def no_store(body):
     return response
 
 
-def paginate(stmt, per_page=None):
-    """One page of ``stmt`` from ``?page=``: two queries (count, rows), whatever the page size."""
-    return db.paginate(stmt, per_page=per_page or current_app.config["PAGE_SIZE"], max_per_page=100,
-                       error_out=False)
+class RowPagination(SelectPagination):
+    """A page of a select of several columns: its items are rows, not the first column's objects."""
+
+    def _query_items(self):
+        select = self._query_args["select"].limit(self.per_page).offset(self._query_offset)
+        return list(self._query_args["session"].execute(select))
+
+
+def paginate(stmt, per_page=None, rows=False):
+    """One page of ``stmt`` from ``?page=``: two queries (count, rows), whatever the page size.
+    ``rows`` pages a select of several columns (items are rows)."""
+    per_page = per_page or current_app.config["PAGE_SIZE"]
+    if rows:
+        return RowPagination(select=stmt, session=db.session(), per_page=per_page, max_per_page=100, error_out=False)
+    return db.paginate(stmt, per_page=per_page, max_per_page=100, error_out=False)
 
 
 def wib_day_bounds(day_from, day_to):
@@ -54,10 +90,7 @@ def set_language():
     form = LanguageForm()
     if form.validate_on_submit() and form.lang.data in current_app.config["LANGUAGES"]:
         session["lang"] = form.lang.data
-    target = form.next.data or ""
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
-    return redirect(target)
+    return redirect(safe_next(form.next.data) or "/")
 
 
 @bp.route("/healthz")

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from scm.core.errors import TransitionError
-from scm.core.services import record_audit
+from scm.core.services import record_audit, register_audit_action
 from scm.extensions import db
 
 
@@ -26,11 +26,15 @@ class Transition:
 
 
 class StateMachine:
-    def __init__(self, name, transitions, event_model, event_fk):
+    def __init__(self, name, transitions, event_model, event_fk, action_labels=None):
+        """``action_labels`` names each action's audit entry (``{"approve": _l("PR approved")}``)."""
         self.name = name
         self.table = {(t.source, t.action): t for t in transitions}
         self.event_model = event_model
         self.event_fk = event_fk
+        states = type(transitions[0].source)
+        for action, label in (action_labels or {}).items():
+            register_audit_action(f"{name}.{action}", label, _l("%(from)s → %(to)s"), **{"from": states, "to": states})
 
     def transition(self, obj, action):
         return self.table.get((obj.state, action))
@@ -81,6 +85,7 @@ class StateMachine:
         )
         db.session.add(event)
         record_audit(actor, f"{self.name}.{action}", obj,
-                     summary or f"{t.source} -> {t.target}" + (f": {comment}" if comment else ""))
+                     summary or f"{t.source} -> {t.target}" + (f": {comment}" if comment else ""),
+                     details={"from": t.source.value, "to": t.target.value, **({"note": comment} if comment else {})})
         db.session.flush()
         return event

@@ -110,6 +110,9 @@ def load_billing_demo(today: date | None = None) -> dict:
     admin, spv, fin = (users[f"{name}@distributor.example.com"] for name in ("admin", "spv", "fin"))
     wapus = {w.code: w for w in db.session.execute(select(Wapu).where(Wapu.code.in_(PROFILES))).scalars()}
 
+    for wapu in wapus.values():  # customers since their contracts started, not since the demo was loaded
+        wapu.created_at = min(datetime.combine(wapu.contracts[0].start_date, time(9), WIB).astimezone(timezone.utc),
+                              wapu.created_at)
     save_settings(admin, **SETTINGS)
     config = current_app.config
     for code, terms in TERMS.items():

@@ -1,12 +1,15 @@
 """``flask demo load``: a living demo (idempotent), built through the real services."""
 
+import logging
+
 import click
+from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
 from scm.auth.models import User
 from scm.billing.usage import month_key
-from scm.demo.data import DEMO_PASSWORD, DISTRIBUTOR_USERS, WAPUS, load_demo
+from scm.demo.data import DEMO_PASSWORD, DISTRIBUTOR_USERS, PENDING, WAPUS, load_demo
 from scm.extensions import db
 
 demo_cli = AppGroup("demo", help="Demo data.")
@@ -17,14 +20,31 @@ def load():
     """Load the demo data once (running it again changes nothing) and print the demo logins."""
     if db.session.execute(select(User).where(User.email == DISTRIBUTOR_USERS[0][0])).scalar():
         click.echo("Demo data is already loaded.")
-    else:
-        billing = load_demo()
-        click.echo("Demo data loaded.")
-        stamped = f"{billing['stamps']:,}".replace(",", ".")
-        click.echo(f"Billing {month_key(billing['first'])} to {month_key(billing['last'])}: "
-                   f"{billing['invoices']} invoices ({billing['partly_paid']} partly paid, "
-                   f"{billing['overdue']} overdue); {stamped} e-Meterai stamped.")
+        print_logins()
+        click.echo("\nThe correction link of the registration sent back was printed when the demo was loaded.")
+        return
+    quiet = current_app.logger.getEffectiveLevel() > logging.DEBUG  # keep the demo's ~100 mails out of sight
+    if quiet:
+        previous = current_app.logger.level
+        current_app.logger.setLevel(logging.WARNING)
+    try:
+        summary = load_demo()
+    finally:
+        if quiet:
+            current_app.logger.setLevel(previous)
+    click.echo(f"\nDemo data loaded: {len(WAPUS)} approved WAPUs, {len(PENDING)} registrations waiting for "
+               f"review, 1 sent back for correction.")
+    stamped = f"{summary['stamps']:,}".replace(",", ".")
+    click.echo(f"Billing {month_key(summary['first'])} to {month_key(summary['last'])}: "
+               f"{summary['invoices']} invoices ({summary['partly_paid']} partly paid, "
+               f"{summary['overdue']} overdue); {stamped} e-Meterai stamped.")
+    if current_app.config["MAIL_BACKEND"] == "log":
+        click.echo("Its e-mails went to the log backend unshown; run `flask --debug demo load` on an empty "
+                   "database to see them.")
     print_logins()
+    click.echo(f"\nCorrection link of {summary['returned_reference']} (sent back for correction; "
+               f"valid {current_app.config['CORRECTION_LINK_DAYS']} days, private to the applicant):")
+    click.echo(f"  {summary['correction_link']}")
 
 
 def print_logins():

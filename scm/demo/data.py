@@ -2,6 +2,7 @@
 
 from datetime import date
 
+from flask import current_app
 from sqlalchemy import select
 
 from scm.auth.models import Role, User
@@ -67,7 +68,9 @@ def registration_input(name, address, npwp, nib, domain, lat=None, lon=None, pho
 def load_demo():
     """Everything in one transaction: a failure leaves no half-loaded demo behind.
 
-    Returns the summary of the billing history (``scm/demo/billing.py``).
+    Returns the summary of the billing history (``scm/demo/billing.py``) with the reference and
+    the private correction link of the registration sent back for correction (only known now:
+    the database keeps a hash of its token).
     """
     with unit_of_work():
         for email, name, role in DISTRIBUTOR_USERS:
@@ -88,10 +91,13 @@ def load_demo():
         name, address, (base, branch), nib, domain = RETURNED
         data = registration_input(name, address, demo_npwp(base, branch), nib, domain, phone_seed=20)
         reg = registration.submit_registration(None, data=data, upload=_contract(name))
-        registration.send_back_registration(
+        token = registration.send_back_registration(
             reg, reviewer, reason="Nomor kontrak tidak sama dengan dokumen kontrak yang diunggah. Mohon perbaiki."
         )
-    return billing
+        returned_reference = reg.reference
+    # The link the applicant is mailed (scm/registration/services.py:send_back_registration).
+    link = f"{current_app.config['PUBLIC_BASE_URL']}/register/correct/{token}"
+    return billing | {"returned_reference": returned_reference, "correction_link": link}
 
 
 # Per WAPU: (quantity, how far the order goes, purpose). Covers every PR and PO state.

@@ -1,16 +1,23 @@
 """Pages that span the features: the dashboard, notifications, the audit log and the scheduled jobs."""
 
-from flask import render_template, request
+import os
+import tempfile
+
+from flask import Response, render_template, request, send_file, stream_with_context
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 
 from scm.auth.decorators import roles_required
 from scm.auth.models import Role
 from scm.billing.reports import dashboard_panel as billing_panel
 from scm.core.database import unit_of_work, utcnow
-from scm.core.formatting import today_wib
+from scm.core.formatting import WIB, today_wib
 from scm.core.models import AuditLog, Notification
+from scm.core.services import audit_action_label, audit_text
 from scm.core.views import paginate, wib_day_bounds
+from scm.core.xlsx import csv_lines, write_rows_xlsx
 from scm.extensions import db
 from scm.home import bp
 from scm.home.forms import AuditFilterForm
@@ -58,10 +65,8 @@ def notifications():
     return render_template("home/notifications.html", page=page, unread=unread)
 
 
-@bp.route("/admin/audit")
-@roles_required(Role.DIST_ADMIN)
-def audit_log():
-    """Browse and filter the audit log."""
+def _audit_query():
+    """The audit log filtered by ``request.args``: (form, statement), newest first."""
     form = AuditFilterForm(request.args)
     stmt = select(AuditLog).order_by(AuditLog.id.desc())
     if form.validate():
@@ -69,13 +74,59 @@ def audit_log():
             stmt = stmt.where(AuditLog.action.contains(form.action.data.strip()))
         if form.actor.data:
             stmt = stmt.where(AuditLog.actor_label.contains(form.actor.data.strip().lower()))
-        if form.object_type.data:
-            stmt = stmt.where(AuditLog.object_type == form.object_type.data.strip())
+        if form.object.data:
+            wanted = form.object.data.strip()
+            stmt = stmt.where(or_(func.lower(AuditLog.object_ref).contains(wanted.lower(), autoescape=True),
+                                  AuditLog.object_type == wanted))
         start, end = wib_day_bounds(form.date_from.data, form.date_to.data)
         if start:
             stmt = stmt.where(AuditLog.created_at >= start)
         if end:
             stmt = stmt.where(AuditLog.created_at < end)
-    return render_template("home/audit_log.html", form=form, page=paginate(stmt))
+    return form, stmt
 
 
+@bp.route("/admin/audit")
+@roles_required(Role.DIST_ADMIN)
+def audit_log():
+    """Browse and filter the audit log, each entry in the reader's language."""
+    form, stmt = _audit_query()
+    args = {k: v for k, v in request.args.items() if k != "page"}
+    return render_template("home/audit_log.html", form=form, page=paginate(stmt), args=args,
+                           action_label=audit_action_label, audit_text=audit_text)
+
+
+def _audit_rows(stmt):
+    """The filtered log as export rows (in the reader's language), streamed from the database."""
+    for entry in db.session.execute(stmt.execution_options(yield_per=1000)).scalars():
+        yield (entry.created_at.astimezone(WIB).replace(tzinfo=None), entry.actor_label, audit_action_label(entry.action),
+               entry.action, entry.object_type, entry.object_id, entry.object_ref, audit_text(entry), entry.summary,
+               entry.ip or "")
+
+
+AUDIT_HEADERS = (_l("Time (WIB)"), _l("Actor"), _l("Action"), _l("Action code"), _l("Object type"), _l("Object id"),
+                 _l("Object"), _l("Details"), _l("Summary (English)"), "IP")
+
+
+@bp.route("/admin/audit/export.<any(xlsx, csv):fmt>")
+@roles_required(Role.DIST_ADMIN)
+def audit_export(fmt):
+    """The filtered audit log for an auditor, as XLSX or CSV (UTF-8 with BOM, for Excel)."""
+    _form, stmt = _audit_query()
+    headers = [str(h) for h in AUDIT_HEADERS]
+    name = f"log-audit-{today_wib():%Y%m%d}.{fmt}"
+    if fmt == "csv":
+        body = csv_lines(headers, _audit_rows(stmt))
+        response = Response(stream_with_context(body), mimetype="text/csv")
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
+    handle, path = tempfile.mkstemp(suffix=".xlsx")
+    os.close(handle)
+    write_rows_xlsx(_audit_rows(stmt), path, headers, title=_("Audit log"),
+                    widths=(19, 28, 28, 26, 14, 10, 24, 60, 60, 15))
+    response = send_file(path, as_attachment=True, download_name=name,
+                         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response.headers["Cache-Control"] = "private, no-store"
+    response.call_on_close(lambda: os.unlink(path))
+    return response

@@ -58,6 +58,11 @@ class PurchaseRequest(TimestampMixin, db.Model):
     def can(self, action, user) -> bool:
         return pr_allows(self, action, user)
 
+    @property
+    def audit_ref(self) -> str:
+        """The business reference the audit log names it by."""
+        return self.number
+
 
 class PurchaseRequestEvent(WorkflowEventMixin, db.Model):
     __tablename__ = "purchase_request_events"
@@ -98,6 +103,11 @@ class PurchaseOrder(TimestampMixin, db.Model):
     def can(self, action, user) -> bool:
         return PO_WORKFLOW.can(self, action, user.role)
 
+    @property
+    def audit_ref(self) -> str:
+        """The business reference the audit log names it by."""
+        return self.number
+
 
 class PurchaseOrderEvent(WorkflowEventMixin, db.Model):
     __tablename__ = "purchase_order_events"
@@ -126,6 +136,9 @@ PR_WORKFLOW = StateMachine(
     ],
     PurchaseRequestEvent,
     "purchase_request_id",
+    action_labels={"submit": _l("PR submitted"), "cancel": _l("PR cancelled"), "approve": _l("PR approved"),
+                   "reject": _l("PR rejected"), "return": _l("PR returned for revision"),
+                   "order": _l("PO raised from the PR")},
 )
 PR_DECISIONS = ("approve", "reject", "return")
 EDITABLE = (PRState.DRAFT, PRState.RETURNED)
@@ -138,6 +151,7 @@ PO_WORKFLOW = StateMachine(
     ],
     PurchaseOrderEvent,
     "purchase_order_id",
+    action_labels={"approve": _l("PO approved, quota issued"), "reject": _l("PO rejected")},
 )
 
 

@@ -11,7 +11,7 @@ from scm.auth.models import Role, User
 from scm.core.database import next_number, utcnow
 from scm.core.errors import ServiceError, ValidationErrors
 from scm.core.formatting import to_wib, today_wib
-from scm.core.services import notify, record_audit, register_notification
+from scm.core.services import notify, record_audit, register_audit_action, register_notification
 from scm.extensions import db
 from scm.procurement.models import (
     PO_WORKFLOW,
@@ -28,6 +28,10 @@ from scm.procurement.models import (
 from scm.quota.services import issue_quota
 from scm.registration.models import WapuStatus
 
+register_audit_action("purchase_request.create", _l("PR created"), _l("%(quantity)s e-Meterai"))
+register_audit_action("purchase_request.edit", _l("PR edited"), _l("%(quantity)s e-Meterai"))
+register_audit_action("purchase_order.submit", _l("PO submitted"), _l("%(quantity)s × %(unit_price)s, from %(request)s"),
+                      unit_price="rupiah")
 register_notification("pr_submitted", _l("Purchase request %(number)s for %(quantity)s e-Meterai waits for your approval."))
 register_notification("pr_approved", _l("Your purchase request %(number)s was approved: you can now raise the PO."))
 register_notification("pr_rejected", _l("Your purchase request %(number)s was rejected: %(comment)s"))
@@ -91,7 +95,7 @@ def create_purchase_request(wapu, actor, *, quantity: int, needed_by: date | Non
     db.session.flush()
     db.session.add(PurchaseRequestEvent(purchase_request_id=pr.id, action="create", from_state=None,
                                         to_state=PRState.DRAFT, actor_id=actor.id))
-    record_audit(actor, "purchase_request.create", pr, f"{pr.number}: {quantity}")
+    record_audit(actor, "purchase_request.create", pr, f"{pr.number}: {quantity}", details={"quantity": quantity})
     if submit:
         submit_purchase_request(pr, actor)
     return pr
@@ -103,7 +107,7 @@ def update_purchase_request(pr, actor, *, quantity: int, needed_by: date | None,
     if not pr_allows(pr, "edit", actor):
         raise ServiceError(_l("This purchase request can no longer be edited."), code="transition_not_allowed")
     pr.quantity, pr.needed_by, pr.purpose = _clean_pr(quantity, needed_by, purpose)
-    record_audit(actor, "purchase_request.edit", pr, f"{pr.number}: {pr.quantity}")
+    record_audit(actor, "purchase_request.edit", pr, f"{pr.number}: {pr.quantity}", details={"quantity": pr.quantity})
     db.session.flush()
     if submit:
         submit_purchase_request(pr, actor)
@@ -164,7 +168,8 @@ def create_purchase_order(pr, actor):
     db.session.flush()
     db.session.add(PurchaseOrderEvent(purchase_order_id=po.id, action="submit", from_state=None,
                                       to_state=POState.SUBMITTED, actor_id=actor.id))
-    record_audit(actor, "purchase_order.submit", po, f"{po.number}: {po.quantity} x {price} from {pr.number}")
+    record_audit(actor, "purchase_order.submit", po, f"{po.number}: {po.quantity} x {price} from {pr.number}",
+                 details={"quantity": po.quantity, "unit_price": price, "request": pr.number})
     distributor_spvs = db.session.execute(
         select(User).where(User.role == Role.DIST_SPV, User.active.is_(True))
     ).scalars()

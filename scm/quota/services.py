@@ -17,9 +17,13 @@ from scm.auth.models import Role
 from scm.core.database import utcnow
 from scm.core.errors import ServiceError
 from scm.core.formatting import WIB
-from scm.core.services import record_audit
+from scm.core.services import record_audit, register_audit_action
 from scm.extensions import db
 from scm.quota.models import EntryKind, QuotaAccount, QuotaEntry
+from scm.registration.models import Wapu
+
+register_audit_action("quota.issue", _l("Quota issued"), _l("+%(quantity)s to %(wapu)s (%(reference)s)"))
+register_audit_action("quota.adjust", _l("Quota adjusted"), _l("%(delta)s for %(wapu)s"), delta="signed")
 
 
 class InsufficientQuota(ServiceError):
@@ -144,8 +148,10 @@ def issue_quota(wapu_id: int, actor=None, *, quantity: int, key: str, reference:
     entry, created = _move(wapu_id, EntryKind.ISSUE, quantity, key, reference, actor,
                            {"available": quantity, "issued": quantity}, now=now)
     if created:
+        code = _wapu_code(wapu_id)
         record_audit(actor, "quota.issue", entry, f"+{quantity} to WAPU {wapu_id} ({reference})",
-                     object_type="QuotaEntry", object_id=entry.id)
+                     object_type="QuotaEntry", object_id=entry.id, ref=code,
+                     details={"quantity": quantity, "wapu": code, "reference": reference})
     return entry
 
 
@@ -166,9 +172,39 @@ def adjust_quota(wapu_id: int, actor, *, delta: int, reason: str, key: str | Non
             _l("The adjustment would take the available quota below zero."), field="delta"
         ) from None
     if created:
+        code = _wapu_code(wapu_id)
         record_audit(actor, "quota.adjust", entry, f"{delta:+d} for WAPU {wapu_id}: {reason}",
-                     object_type="QuotaEntry", object_id=entry.id)
+                     object_type="QuotaEntry", object_id=entry.id, ref=code,
+                     details={"delta": delta, "wapu": code, "note": reason})
     return entry
+
+
+def _wapu_code(wapu_id: int) -> str:
+    return db.session.execute(select(Wapu.code).where(Wapu.id == wapu_id)).scalar() or str(wapu_id)
+
+
+# How each kind of entry moves the *available* quota (what the movements page shows with a sign).
+AVAILABLE_SIGN = {EntryKind.ISSUE: 1, EntryKind.ADJUST: 1, EntryKind.RESERVE: -1, EntryKind.RELEASE: 1,
+                  EntryKind.COMMIT: 0, EntryKind.CONSUME: -1}
+
+
+def movements(wapu_id: int):
+    """The statement of a WAPU's movements, newest first: one row per entry, except stamps reported
+    together (a batch or a usage file, one instant) which are one row. Columns: kind, created_at,
+    entries, quantity, available_after, reference, actor_id, last_id."""
+    grouped = QuotaEntry.kind == EntryKind.CONSUME
+    batch = case((grouped, QuotaEntry.created_at), else_=None)
+    single = case((grouped, None), else_=QuotaEntry.id)
+    return (
+        select(QuotaEntry.kind, func.min(QuotaEntry.created_at).label("created_at"),
+               func.count().label("entries"), func.sum(QuotaEntry.quantity).label("quantity"),
+               func.min(QuotaEntry.available_after).label("available_after"),
+               func.min(QuotaEntry.reference).label("reference"), func.max(QuotaEntry.reference).label("last_reference"),
+               func.min(QuotaEntry.actor_id).label("actor_id"), func.max(QuotaEntry.id).label("last_id"))
+        .where(QuotaEntry.wapu_id == wapu_id)
+        .group_by(QuotaEntry.kind, batch, single)
+        .order_by(func.max(QuotaEntry.id).desc())
+    )
 
 
 def account_for(wapu_id: int):

@@ -4,10 +4,9 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
 
 from scm.auth.decorators import roles_required
-from scm.auth.models import DISTRIBUTOR_ROLES, Role
+from scm.auth.models import DISTRIBUTOR_ROLES, Role, User
 from scm.auth.scoping import get_scoped_or_404
 from scm.core.database import unit_of_work
 from scm.core.errors import ServiceError
@@ -15,7 +14,7 @@ from scm.core.views import field_error, paginate
 from scm.extensions import db
 from scm.quota import bp, services
 from scm.quota.forms import AdjustForm
-from scm.quota.models import QuotaAccount, QuotaEntry
+from scm.quota.models import QuotaAccount
 from scm.registration.models import Wapu
 
 # A WAPU without an account yet counts as zero on every database (NULLs sort differently).
@@ -56,10 +55,12 @@ def wapu_quota(wapu_id):
 
 
 def _ledger_page(wapu, form=None):
-    stmt = (select(QuotaEntry).where(QuotaEntry.wapu_id == wapu.id)
-            .options(selectinload(QuotaEntry.actor)).order_by(QuotaEntry.id.desc()))
-    return render_template("quota/ledger.html", wapu=wapu, account=services.account_for(wapu.id),
-                           page=paginate(stmt), form=form)
+    """Balances and the movements (stamps reported together on one row, signed, with the balance after)."""
+    page = paginate(services.movements(wapu.id), rows=True)
+    actor_ids = {row.actor_id for row in page.items if row.actor_id}
+    actors = {u.id: u for u in db.session.execute(select(User).where(User.id.in_(actor_ids))).scalars()} if actor_ids else {}
+    return render_template("quota/ledger.html", wapu=wapu, account=services.account_for(wapu.id), page=page,
+                           form=form, actors=actors, sign=services.AVAILABLE_SIGN)
 
 
 @bp.route("/quota/accounts")

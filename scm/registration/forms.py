@@ -1,18 +1,18 @@
 """The registration form (public, correction and on-behalf) and the reviewer's decision form."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import DateField, EmailField, HiddenField, StringField, TelField, TextAreaField
 from wtforms.validators import Length, Optional
 
+from scm.core.forms import Form
 from scm.registration.models import ContactKind
 from scm.registration.services import ContactInput, RegistrationInput
 
 DATE_ERROR = _l("Enter a date (dd/mm/yyyy).")
 
 
-class RegistrationForm(FlaskForm):
+class RegistrationForm(Form):
     name = StringField(_l("Company name"))
     address = TextAreaField(_l("Address"))
     latitude = StringField(_l("Latitude (optional)"), description=_l("e.g. -6.208800"))
@@ -74,5 +74,5 @@ class RegistrationForm(FlaskForm):
                 field.errors = [message]
 
 
-class DecisionForm(FlaskForm):
+class DecisionForm(Form):
     comment = TextAreaField(_l("Reason / note"), validators=[Length(max=2000)])

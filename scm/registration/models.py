@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from scm.auth.models import REVIEWER_ROLES, Role
 from scm.core.database import UTCDateTime, enum_type, utcnow
 from scm.core.enums import LabelledEnum
+from scm.core.formatting import WIB
 from scm.core.models import TimestampMixin, WorkflowEventMixin
 from scm.core.workflow import StateMachine, Transition
 from scm.extensions import db
@@ -92,6 +93,16 @@ class Wapu(CompanyMixin, TimestampMixin, db.Model):
 
         return self.contract_on(today_wib())
 
+    @property
+    def audit_ref(self) -> str:
+        """The business reference the audit log names it by."""
+        return self.code
+
+    @property
+    def joined_on(self) -> date:
+        """The (WIB) day the WAPU became a customer: its registration was approved."""
+        return self.created_at.astimezone(WIB).date()
+
 
 class Contract(TimestampMixin, db.Model):
     """The distributor's contract with a WAPU: number, validity and the signed PDF."""
@@ -110,6 +121,11 @@ class Contract(TimestampMixin, db.Model):
 
     wapu = relationship("Wapu", back_populates="contracts")
     file = relationship("StoredFile")
+
+    @property
+    def audit_ref(self) -> str:
+        """The business reference the audit log names it by."""
+        return self.number
 
 
 class Registration(CompanyMixin, TimestampMixin, db.Model):
@@ -162,6 +178,11 @@ class Registration(CompanyMixin, TimestampMixin, db.Model):
         """Whether ``user`` may take ``action`` now (drives which buttons are shown)."""
         return REGISTRATION_WORKFLOW.can(self, action, user.role)
 
+    @property
+    def audit_ref(self) -> str:
+        """The business reference the audit log names it by."""
+        return self.reference
+
 
 class RegistrationContact(db.Model):
     """One of the three PICs of a registration: SPV, FIN or STAFF."""
@@ -204,4 +225,7 @@ REGISTRATION_WORKFLOW = StateMachine(
     ],
     RegistrationEvent,
     "registration_id",
+    action_labels={"approve": _l("Registration approved"), "reject": _l("Registration rejected"),
+                   "send_back": _l("Registration sent back for correction"),
+                   "resubmit": _l("Registration corrected and resubmitted")},
 )

@@ -15,7 +15,7 @@ from scm.auth.services import check_email, create_user, email_in_use
 from scm.core.database import next_number, utcnow
 from scm.core.errors import ServiceError, ValidationErrors
 from scm.core.formatting import to_wib
-from scm.core.services import queue_email, record_audit
+from scm.core.services import queue_email, record_audit, register_audit_action
 from scm.core.uploads import Upload, store_upload
 from scm.extensions import db
 from scm.registration.models import (
@@ -38,6 +38,8 @@ from scm.registration.validators import (
     clean_npwp,
 )
 
+register_audit_action("registration.submit", _l("Registration submitted"), _l("%(name)s, NPWP %(npwp)s"))
+register_audit_action("wapu.create", _l("WAPU created"), _l("%(name)s, from %(registration)s"))
 
 @dataclass
 class ContactInput:
@@ -110,8 +112,8 @@ def clean_registration(data: RegistrationInput, exclude_id=None) -> dict:
         if email:
             if email in seen_emails:
                 errors[f"{prefix}_email"] = _l("Each contact needs a different email address.")
-            elif email_in_use(email):
-                errors[f"{prefix}_email"] = _l("This email already has an account; use another address.")
+            # Whether an email already has an account is not told here: the public form would
+            # reveal who has one. Reviewers see it (``emails_with_accounts``); approval refuses it.
             seen_emails[email] = kind
         contacts[kind] = contact
     clean["contacts"] = contacts
@@ -182,7 +184,7 @@ def submit_registration(entered_by, *, data: RegistrationInput, upload: Upload) 
     db.session.add(RegistrationEvent(registration_id=reg.id, action="submit", from_state=None,
                                      to_state=RegistrationState.SUBMITTED, actor_id=getattr(entered_by, "id", None)))
     record_audit(entered_by, "registration.submit", reg, f"{reg.reference} {reg.name} NPWP {reg.npwp_formatted}",
-                 actor_label=None if entered_by else "public")
+                 actor_label=None if entered_by else "public", details={"name": reg.name, "npwp": reg.npwp_formatted})
     for contact in reg.contacts:
         queue_email(contact.email, "registration_received", registration=reg, contact=contact)
     _notify_reviewers(reg, "registration_new")
@@ -261,13 +263,18 @@ class IssuedCredential:
     password: str
 
 
+def emails_with_accounts(reg: Registration) -> list[str]:
+    """The contact emails of ``reg`` that already belong to a user (for the reviewers' eyes only)."""
+    return [c.email for c in reg.contacts if email_in_use(c.email)]
+
+
 def approve_registration(reg: Registration, actor) -> list:
     """Approve: in one transaction create the WAPU, its contract and one user per PIC.
 
     Returns the issued one-time passwords, to show once; each PIC also gets theirs by email.
     """
     REGISTRATION_WORKFLOW.apply(reg, "approve", actor, actor.role)
-    taken = [c.email for c in reg.contacts if email_in_use(c.email)]
+    taken = emails_with_accounts(reg)
     if taken:
         raise ServiceError(
             _l("These emails got an account since the registration was submitted: %(emails)s. "
@@ -286,7 +293,8 @@ def approve_registration(reg: Registration, actor) -> list:
                         end_date=reg.contract_end, file_id=reg.contract_file_id)
     db.session.add(contract)
     reg.wapu_id = wapu.id
-    record_audit(actor, "wapu.create", wapu, f"{wapu.code} {wapu.name} from {reg.reference}")
+    record_audit(actor, "wapu.create", wapu, f"{wapu.code} {wapu.name} from {reg.reference}",
+                 details={"name": wapu.name, "registration": reg.reference})
     issued = []
     for contact in reg.contacts:
         user, password = create_user(wapu, actor, email=contact.email, name=contact.name,

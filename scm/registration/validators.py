@@ -35,12 +35,16 @@ def clean_npwp(value: str, field="npwp") -> str:
 
 
 def format_npwp(digits: str) -> str:
-    """``99.999.999.9-999.999`` for a 15-digit NPWP; a 16-digit NPWP is shown as its 16 digits."""
+    """An NPWP as it is written: ``99.999.999.9-999.999`` (15 digits, the legacy form) or
+    ``0999 9999 9999 9999`` (16 digits, in four groups of four as on DJP's cards)."""
     if not digits:
         return ""
     if len(digits) == 15:
         return stdnum_npwp.format(digits)
-    return stdnum_npwp.compact(digits)
+    digits = stdnum_npwp.compact(digits)
+    if len(digits) == 16 and digits.isdigit():
+        return " ".join(digits[i:i + 4] for i in range(0, 16, 4))
+    return digits
 
 
 def clean_nib(value: str, field="nib") -> str:

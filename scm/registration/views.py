@@ -154,8 +154,9 @@ def queue():
 def detail(reg_id):
     """Everything a registration holds, its history and (for reviewers) the decision buttons."""
     reg = get_scoped_or_404(Registration, reg_id, current_user)
-    return render_template("registration/detail.html", reg=reg, form=DecisionForm(),
-                           actions=services.REGISTRATION_WORKFLOW.actions_for(reg, current_user.role))
+    actions = services.REGISTRATION_WORKFLOW.actions_for(reg, current_user.role)
+    return render_template("registration/detail.html", reg=reg, form=DecisionForm(), actions=actions,
+                           taken=services.emails_with_accounts(reg) if "approve" in actions else [])
 
 
 @bp.route("/registrations/<int:reg_id>/<any(approve, reject, send_back):action>", methods=["POST"])

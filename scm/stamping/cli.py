@@ -27,8 +27,10 @@ def import_usage(file, dry_run):
         sys.exit(1)
     click.echo(f"{usage.rows} rows, all valid.")
     for row in usage.preview():
+        months = "; ".join(f"{month:%Y-%m} {count}" + (" (already invoiced: billed as late usage)" if invoiced else "")
+                           for month, count, invoiced in row["months"])
         click.echo(f"{row['wapu'].code}: stamped {row['stamped']}, failed {row['failed']}, "
-                   f"already recorded {row['known']}, quota available {row['available']}")
+                   f"already recorded {row['known']}, quota available {row['available']}; months: {months or '-'}")
     if dry_run:
         click.echo("Dry run: nothing was changed.")
         return

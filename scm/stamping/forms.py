@@ -1,13 +1,14 @@
 """Stamping history filters and the usage-report upload."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import DateField, HiddenField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
+from scm.core.forms import Form
 
-class UsageFilterForm(FlaskForm):
+
+class UsageFilterForm(Form):
     """Filters of the stamping history (a GET form)."""
 
     class Meta:
@@ -21,7 +22,7 @@ class UsageFilterForm(FlaskForm):
     wapu = StringField(_l("WAPU code"), validators=[Optional(), Length(max=20)])
 
 
-class UsageImportForm(FlaskForm):
+class UsageImportForm(Form):
     """The distributor admin's upload of a usage report."""
 
     file = FileField(_l("Usage report (CSV or XLSX)"), validators=[FileRequired(_l("Choose a file to upload."))],
@@ -29,7 +30,7 @@ class UsageImportForm(FlaskForm):
                                           "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"})
 
 
-class UsageApplyForm(FlaskForm):
+class UsageApplyForm(Form):
     """Apply the file held under ``token`` (after its preview)."""
 
     token = HiddenField(validators=[DataRequired()])

@@ -18,6 +18,30 @@ class StampState(LabelledEnum):
     RELEASED = "released", _l("refunded")
 
 
+# Names of the document types of the stamp duty law (UU 10/2020), shown to people; the codes are
+# what the API, the usage files and the database hold. A type configured in SCM_DOCUMENT_TYPES
+# without a name here shows its code.
+DOCUMENT_TYPE_LABELS = {
+    "surat_perjanjian": _l("Agreement"),
+    "surat_keterangan": _l("Statement letter"),
+    "akta_notaris": _l("Notarial deed"),
+    "akta_ppat": _l("Land deed (PPAT)"),
+    "surat_berharga": _l("Negotiable instrument"),
+    "efek": _l("Capital market security"),
+    "cek": _l("Cheque"),
+    "bilyet_giro": _l("Bilyet giro"),
+    "dokumen_lelang": _l("Auction document"),
+    "dokumen_transaksi": _l("Transaction document"),
+    "dokumen_lain": _l("Other document"),
+}
+
+
+def document_type_label(code) -> str:
+    """The name of a document type in the user's language (its code when it has none)."""
+    label = DOCUMENT_TYPE_LABELS.get(code)
+    return str(label) if label is not None else (code or "")
+
+
 class Stamp(db.Model):
     """One e-Meterai serial and its life: reserved -> stamped, or released (refunded); or a
     failure reported after the fact. The serial is unique across all WAPUs."""
@@ -27,7 +51,8 @@ class Stamp(db.Model):
         Index("ix_stamps_wapu_id_desc", "wapu_id", "id"),
         Index("ix_stamps_state_expires", "state", "expires_at"),
         Index("ix_stamps_wapu_stamped_at", "wapu_id", "stamped_at"),
-        Index("ix_stamps_wapu_occurred", "wapu_id", "occurred_at"),
+        Index("ix_stamps_wapu_occurred_id", "wapu_id", "occurred_at", "id"),  # the history, per WAPU
+        Index("ix_stamps_occurred_id", "occurred_at", "id"),  # the distributor's history
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

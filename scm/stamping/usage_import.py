@@ -11,17 +11,17 @@ import hashlib
 import io
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from scm.auth.models import Role
 from scm.core.errors import ServiceError
 from scm.core.formatting import WIB, format_number
-from scm.core.services import record_audit
+from scm.core.services import record_audit, register_audit_action
+from scm.core.xlsx import TooManyRows, UnsafeWorkbook, xlsx_rows
 from scm.extensions import db
 from scm.quota.models import QuotaAccount
 from scm.registration.models import Wapu
@@ -32,6 +32,7 @@ from scm.stamping.services import StampEvent, ingest_events
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
+MAX_COLUMNS = 30  # the columns read from an XLSX row (the known ones come first in any real file)
 CHUNK = 1000
 REQUIRED_COLUMNS = ("serial", "stamped_at", "document_type", "status")
 COLUMNS = (*REQUIRED_COLUMNS, "npwp", "wapu_code", "document_number")
@@ -47,6 +48,10 @@ RESULTS = {
     "insufficient_quota": _l("not enough quota"),
 }
 
+register_audit_action("usage.import", _l("Usage file imported"), _l(
+    "%(rows)s rows: %(applied)s applied, %(duplicate)s already recorded, %(committed)s reservations stamped, "
+    "%(released)s refunded; refused: %(insufficient_quota)s for lack of quota, %(serial_conflict)s serial conflicts, "
+    "%(reservation_released)s expired reservations"))
 
 @dataclass
 class RowError:
@@ -94,9 +99,30 @@ class UsageFile:
                 select(func.count()).select_from(Stamp).where(Stamp.serial.in_(serials[i:i + CHUNK]))
             ).scalar() for i in range(0, len(serials), CHUNK))
             statuses = Counter(e.status for e in events)
+            months = Counter(_wib_month(e.stamped_at) for e in events if e.status == "stamped")
             rows.append({"wapu": self.wapus[wapu_id], "stamped": statuses["stamped"], "failed": statuses["failed"],
-                         "known": known, "available": available.get(wapu_id, 0)})
+                         "known": known, "available": available.get(wapu_id, 0), "months": sorted(months.items())})
+        closed = closed_months({(r["wapu"].id, month) for r in rows for month, _count in r["months"]})
+        for r in rows:
+            r["months"] = [(month, count, (r["wapu"].id, month) in closed) for month, count in r["months"]]
         return sorted(rows, key=lambda r: r["wapu"].code)
+
+
+def _wib_month(moment) -> date:
+    return moment.astimezone(WIB).date().replace(day=1)
+
+
+# Which (wapu_id, month) pairs are already invoiced: billing, which sits above stamping, adds its
+# lookup here (``scm.billing.init_app``), so that the preview can warn that those stamps will be
+# billed as late usage on the next invoice.
+closed_month_lookups = []
+
+
+def closed_months(pairs: set) -> set:
+    found = set()
+    for lookup in closed_month_lookups:
+        found |= lookup(pairs)
+    return found
 
 
 @dataclass
@@ -126,11 +152,11 @@ def read_usage_file(data: bytes, name: str = "") -> UsageFile:
     checker = _RowChecker()
     events, seen = defaultdict(list), {}
     for number, cells in rows:
+        if number > MAX_ROWS + 1:  # every row counts, empty ones too: a file of empty rows must not run on
+            raise _too_many_rows()
         if not any(_text(c) for c in cells):
             continue
         usage.rows += 1
-        if usage.rows > MAX_ROWS:
-            raise _refuse(_l("The file has more than %(n)s data rows; split it.", n=format_number(MAX_ROWS)))
         record = {col: cells[i] if i < len(cells) else None for col, i in columns.items()}
         checked = checker.check(number, record)
         if checked is None:
@@ -153,16 +179,17 @@ def read_usage_file(data: bytes, name: str = "") -> UsageFile:
 
 
 def _xlsx_rows(data):
-    """(row number, cells) of the workbook's first sheet; cells keep their type (datetimes stay)."""
+    """(row number, cells) of the workbook's first sheet, read safely (``scm.core.xlsx.xlsx_rows``)."""
     try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        sheet = book.worksheets[0]
-    except Exception:  # openpyxl raises many kinds on a damaged or foreign zip
-        raise _refuse(_l("The file is not a readable XLSX workbook.")) from None
-    try:
-        yield from enumerate(sheet.iter_rows(values_only=True), start=1)
-    finally:
-        book.close()
+        yield from xlsx_rows(data, max_rows=MAX_ROWS + 1, max_columns=MAX_COLUMNS)
+    except TooManyRows:
+        raise _too_many_rows() from None
+    except UnsafeWorkbook:
+        raise _refuse(_l("The file is not a readable XLSX workbook, or it is too large once unpacked.")) from None
+
+
+def _too_many_rows():
+    return _refuse(_l("The file has more than %(n)s data rows; split it.", n=format_number(MAX_ROWS)))
 
 
 def _csv_rows(data):
@@ -310,6 +337,7 @@ def apply_usage_file(usage: UsageFile, actor) -> ImportResult:
     total = sum(per_wapu.values(), Counter())
     summary = ", ".join(f"{key} {value}" for key, value in sorted(total.items()))
     record_audit(actor, "usage.import", summary=f"{usage.name or 'file'}: {usage.rows} rows; {summary}",
-                 object_type="UsageFile", object_id=usage.sha256[:40],
-                 actor_label=None if actor else "flask usage import")
+                 object_type="UsageFile", object_id=usage.sha256[:40], ref=usage.name or usage.sha256[:12],
+                 actor_label=None if actor else "flask usage import",
+                 details={"rows": usage.rows, **{key: total[key] for key in RESULTS}})
     return ImportResult(per_wapu, total)

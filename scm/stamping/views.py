@@ -8,7 +8,7 @@ from flask import current_app, flash, redirect, render_template, request, send_f
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import joinedload
 
 from scm.auth.decorators import roles_required
@@ -24,17 +24,25 @@ from scm.registration.models import Wapu
 from scm.stamping import bp
 from scm.stamping.exports import write_stamps_xlsx
 from scm.stamping.forms import UsageApplyForm, UsageFilterForm, UsageImportForm
-from scm.stamping.models import Stamp, StampState
+from scm.stamping.models import Stamp, StampState, document_type_label
 from scm.stamping.usage_import import MAX_BYTES, MAX_ROWS, UsageFileError, apply_usage_file, read_usage_file
 
 PAGE = 50
+EXPORT_HEADERS = (_l("Serial"), "WAPU", _l("State"), _l("Document type"), _l("Document number"), _l("Document date"),
+                  _l("Reserved at (WIB)"), _l("Stamped at (WIB)"), _l("Released at (WIB)"), _l("Release reason"),
+                  _l("Reported by"))
+# The order of the history, its pages and its export: the time shown, newest first (then the id, so
+# that stamps of the same instant keep one order). Indexes (wapu_id, occurred_at, id) and
+# (occurred_at, id) serve it.
+NEWEST_FIRST = (Stamp.occurred_at.desc(), Stamp.id.desc())
 
 
 def _filters():
     """The filter form and the WHERE clauses it asks for (the state apart, for the counts)."""
     form = UsageFilterForm(request.args)
     form.state.choices = [("", _l("All states"))] + [(s.value, s.label) for s in StampState]
-    form.document_type.choices = [("", _l("All types"))] + [(t, t) for t in current_app.config["DOCUMENT_TYPES"]]
+    form.document_type.choices = [("", _l("All types"))] + [(t, document_type_label(t))
+                                                             for t in current_app.config["DOCUMENT_TYPES"]]
     form.validate()  # an invalid field shows its error and filters nothing; the others still apply
     ok = {name: not field.errors and field.data for name, field in form._fields.items()}
     clauses = []
@@ -61,7 +69,8 @@ def _scoped(stmt):
 @bp.route("/usage")
 @login_required
 def usage():
-    """The history: counts per state and one keyset page (``?before=<id>`` for the next)."""
+    """The history, newest first by the time shown (``occurred_at``): counts per state and one keyset
+    page (``?before=<id>``: the rows after that stamp in this order)."""
     form, clauses, state = _filters()
     counts = dict(db.session.execute(
         _scoped(select(Stamp.state, func.count()).where(*clauses).group_by(Stamp.state))
@@ -71,8 +80,9 @@ def usage():
         stmt = stmt.where(Stamp.state == state)
     before = request.args.get("before", type=int)
     if before:
-        stmt = stmt.where(Stamp.id < before)
-    rows = db.session.execute(stmt.order_by(Stamp.id.desc()).limit(PAGE + 1)).scalars().all()
+        after_time = select(Stamp.occurred_at).where(Stamp.id == before).scalar_subquery()
+        stmt = stmt.where(tuple_(Stamp.occurred_at, Stamp.id) < tuple_(after_time, before))
+    rows = db.session.execute(stmt.order_by(*NEWEST_FIRST).limit(PAGE + 1)).scalars().all()
     next_before = rows[PAGE - 1].id if len(rows) > PAGE else None
     args = {k: v for k, v in request.args.items() if k != "before"}
     return render_template("stamping/usage.html", form=form, stamps=rows[:PAGE], counts=counts,
@@ -83,22 +93,25 @@ def usage():
 @login_required
 def usage_export():
     """The filtered history as an XLSX workbook, streamed from the database to a temp file."""
-    _, clauses, state = _filters()
+    _form, clauses, state = _filters()
     stmt = _scoped(select(Stamp.serial, Wapu.code, Stamp.state, Stamp.document_type, Stamp.document_number,
                           Stamp.document_date, Stamp.reserved_at, Stamp.stamped_at, Stamp.released_at,
                           Stamp.release_reason, Stamp.source).join(Wapu, Wapu.id == Stamp.wapu_id).where(*clauses))
     if state:
         stmt = stmt.where(Stamp.state == state)
-    stmt = stmt.order_by(Stamp.id.desc()).execution_options(yield_per=2000)
+    stmt = stmt.order_by(*NEWEST_FIRST).execution_options(yield_per=2000)
+
+    sources = {"api": _("API"), "batch": _("batch report"), "file": _("usage file")}
 
     def rows():
         for row in db.session.execute(stmt):
-            yield tuple(_wib(v) if hasattr(v, "tzinfo") else (v.value if isinstance(v, StampState) else v)
-                        for v in row)
+            (serial, code, state, document_type, number, date, reserved, stamped, released, reason, source) = row
+            yield (serial, code, str(state.label), document_type_label(document_type), number, date, _wib(reserved),
+                   _wib(stamped), _wib(released), reason, sources.get(source, source))
 
     handle, path = tempfile.mkstemp(suffix=".xlsx")
     os.close(handle)
-    write_stamps_xlsx(rows(), path)
+    write_stamps_xlsx(rows(), path, headers=[str(h) for h in EXPORT_HEADERS], title=_("Stamping history"))
     response = send_file(path, as_attachment=True, download_name="riwayat-pembubuhan.xlsx",
                          mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     response.call_on_close(lambda: os.unlink(path))
@@ -136,7 +149,9 @@ def import_usage():
             usage = read_usage_file(data, name)
         except UsageFileError as error:
             return _upload_page(form, error)
-        return render_template("stamping/usage_import_preview.html", usage=usage, rows=usage.preview(),
+        rows = usage.preview()
+        return render_template("stamping/usage_import_preview.html", usage=usage, rows=rows,
+                               late_usage=any(invoiced for r in rows for _month, _count, invoiced in r["months"]),
                                form=UsageApplyForm(token=hold_upload(Upload(data, name), HELD_KIND)))
     return _upload_page(form)
 

@@ -19,8 +19,9 @@ FAILED = "SN-FAIL-1"
 RESERVED = "SN-RES-1"
 REFUNDED_ID = "dikembalikan"  # StampState.RELEASED's label in Indonesian
 REFUNDED_LIFE_ID = "Dikembalikan: e-Meterai kembali ke kuota Anda"
-EXPORT_HEADERS = ("Serial", "WAPU", "State", "Document type", "Document number", "Document date",
-                  "Reserved at (WIB)", "Stamped at (WIB)", "Released at (WIB)", "Release reason", "Source")
+EXPORT_HEADERS = ("Nomor seri", "WAPU", "Status", "Jenis dokumen", "Nomor dokumen", "Tanggal dokumen",  # in Indonesian
+                  "Dipesan pada (WIB)", "Dibubuhkan pada (WIB)", "Dikembalikan pada (WIB)", "Alasan pengembalian",
+                  "Dilaporkan melalui")
 
 
 
@@ -110,7 +111,8 @@ def test_wapu_user_filters_history_opens_refunded_stamp_and_exports(app, page, f
     assert len(rows) == 3, rows
     data = rows[1:]
     assert [r[0] for r in data] == [REFUNDED[1], REFUNDED[0]]
-    assert {r[2] for r in data} == {"released"}
+    assert {r[2] for r in data} == {REFUNDED_ID}  # the state's name, not its code
+    assert {r[3] for r in data} == {"Surat perjanjian"} and {r[10] for r in data} == {"API"}
     assert {r[1] for r in data} == {wapu["code"]}
     assert {r[9] for r in data} == {REASON}
     assert all(r[6] is not None and r[7] is None and r[8] >= r[6] for r in data)

@@ -282,8 +282,8 @@ def reset(world, plans: list[WapuPlan]):
         for wapu_id, contract_id, plan in zip(world.wapu_ids, world.contract_ids, plans, strict=True):
             db.session.execute(update(Contract).where(Contract.id == contract_id).values(
                 start_date=plan.contract_start, unit_price=plan.contract_price))
-            db.session.execute(update(Wapu).where(Wapu.id == wapu_id).values(
-                status=WapuStatus.ACTIVE if plan.active else WapuStatus.SUSPENDED))
+            db.session.execute(update(Wapu).where(Wapu.id == wapu_id).values(  # a customer long before its contract
+                status=WapuStatus.ACTIVE if plan.active else WapuStatus.SUSPENDED, created_at=datetime(2020, 1, 1, tzinfo=UTC)))
     db.session.expunge_all()
     with unit_of_work():
         for contract_id, plan in zip(world.contract_ids, plans, strict=True):

@@ -1,5 +1,7 @@
 """Operator commands: create-admin, wapu list, demo load (idempotent)."""
 
+import re
+
 from sqlalchemy import func, select
 
 from scm.auth.models import Role, User
@@ -51,6 +53,10 @@ def test_demo_load_is_idempotent_and_wapu_list_prints_it(app):
     assert first.exit_code == 0, first.output
     assert "admin@distributor.example.com" in first.output and "Meterai-Demo-2026" in first.output
     assert "18 invoices" in first.output
+    # The logins come before the correction link, which opens the returned registration's form.
+    assert first.output.index("Demo logins") < first.output.index("/register/correct/")
+    link = re.search(r"http://testserver(/register/correct/\S+)", first.output).group(1)
+    assert app.test_client().get(link).status_code == 200
     with app.app_context():
         counts = _demo_counts()
         states = db.session.execute(select(Registration.state)).scalars().all()

@@ -109,13 +109,34 @@ def test_valid_upload_is_held_when_other_fields_fail(app, client):
     assert len(uploads(app)) == 1
 
 
-def test_emails_must_be_distinct_and_not_an_existing_user(app, client, factory):
-    existing = factory.user("DIST_FIN")
-    data = registration_form(161, fin_email=registration_form(161)["spv_email"], staff_email=existing)
+def test_emails_must_be_distinct(app, client, factory):
+    data = registration_form(161, fin_email=registration_form(161)["spv_email"])
     page = submit(client, data, pdf_bytes()).get_data(as_text=True)
     assert 'data-field-error="fin_email"' in page
-    assert 'data-field-error="staff_email"' in page
     assert count_registrations(app) == 0
+
+
+def test_the_public_form_does_not_tell_whether_an_email_has_an_account(app, client, factory, login_as):
+    """Account enumeration (issue #15): an existing user's email is accepted like any other; the
+    reviewer is told, and approval refuses it."""
+    existing = factory.user("DIST_FIN")
+    fresh = submit(client, registration_form(162), pdf_bytes())
+    taken = submit(client, registration_form(163, staff_email=existing), pdf_bytes())
+    assert taken.status_code == fresh.status_code == 302
+    assert taken.headers["Location"].split("?")[0] == fresh.headers["Location"].split("?")[0]
+    assert count_registrations(app) == 2
+    reviewer = login_as("DIST_SPV")
+    with app.app_context():
+        from sqlalchemy import select
+
+        from scm.extensions import db
+        from scm.registration.models import Registration
+
+        reg_id = db.session.execute(select(Registration.id).where(Registration.name == "PT Uji Coba 163")).scalar_one()
+    page = reviewer.get(f"/registrations/{reg_id}").get_data(as_text=True)
+    assert 'data-testid="emails-taken"' in page and existing in page
+    refused = reviewer.post(f"/registrations/{reg_id}/approve", {"comment": ""}).get_data(as_text=True)
+    assert existing in refused
 
 
 def test_contract_end_must_follow_start(app, client):
@@ -190,3 +211,57 @@ def test_a_new_file_replaces_the_held_one(app, client):
         reg = db.session.execute(select(Registration)).scalar_one()
         assert reg.contract_file.sha256 == hashlib.sha256(new_pdf).hexdigest()
         assert reg.contract_file.original_name == "baru.pdf"
+
+
+def error_summary(page):
+    """The error summary at the top of the form (the text between its opening and closing tags)."""
+    match = re.search(r'<div class="alert alert-danger" role="alert" tabindex="-1"[^>]*data-testid="error-summary">'
+                      r"(.*?)</div>", page, re.S)
+    assert match, "no error summary on the page"
+    assert page.index('data-testid="error-summary"') < page.index('name="npwp"')  # above the form
+    return match.group(1)
+
+
+def test_error_summary_at_the_top_links_to_each_bad_field(app, client):
+    page = submit(client, registration_form(197, npwp="01.300.066.7-091.000")).get_data(as_text=True)
+    summary = error_summary(page)
+    links = dict(re.findall(r'<a class="alert-link" href="#([a-z_]+)"[^>]*>([^<]+)</a>', summary))
+    assert set(links) == {"npwp", "contract_file"}, links
+    assert 'id="npwp"' in page and 'id="contract_file"' in page  # the links lead somewhere
+    assert links["npwp"].startswith("NPWP: ") and len(links["npwp"]) > len("NPWP: ")
+    assert links["contract_file"].startswith("Kontrak") and "PDF" in links["contract_file"]
+    assert count_registrations(app) == 0
+
+
+def test_error_summary_names_the_contact_of_a_contact_field(client):
+    page = submit(client, registration_form(198, fin_email="bukan-email"), pdf_bytes()).get_data(as_text=True)
+    assert re.search(r'href="#fin_email"[^>]*>FIN – Email: ', error_summary(page))
+
+
+def test_error_summary_shows_form_level_errors(app, client, monkeypatch):
+    from scm.core.errors import ServiceError
+    from scm.registration import services
+
+    def refuse(*args, **kwargs):
+        raise ServiceError("The service is closed for maintenance.")
+
+    monkeypatch.setattr(services, "submit_registration", refuse)
+    page = submit(client, registration_form(199), pdf_bytes()).get_data(as_text=True)
+    summary = error_summary(page)
+    assert '<li data-testid="form-error">The service is closed for maintenance.</li>' in summary
+    assert count_registrations(app) == 0
+
+
+def test_no_error_summary_on_a_fresh_form(client):
+    assert 'data-testid="error-summary"' not in client.get("/register").get_data(as_text=True)
+
+
+def test_approving_asks_for_confirmation_without_inline_javascript(app, factory, login_as):
+    reg = factory.registration(196)
+    page = login_as("DIST_SPV").get(f"/registrations/{reg['id']}").get_data(as_text=True)
+    approve = re.search(r'<button[^>]*formaction="[^"]*/approve"[^>]*>', page).group(0)
+    assert re.search(r'data-confirm="[^"]{20,}"', approve), approve
+    assert "onclick" not in page and "onsubmit" not in page
+    script = re.search(r'<script src="([^"]*/confirm\.js)" defer></script>', page).group(1)
+    served = app.test_client().get(script)
+    assert served.status_code == 200 and b"window.confirm" in served.data

@@ -99,8 +99,9 @@ def test_export_is_a_real_workbook_with_the_filtered_rows_and_no_formulas(app, u
     assert response.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     sheet = load_workbook(io.BytesIO(response.data)).active
     rows = list(sheet.iter_rows(values_only=True))
-    assert rows[0][0] == "Serial" and len(rows) == 21
-    assert {r[2] for r in rows[1:]} == {"released"}
+    assert rows[0][0] == "Nomor seri" and len(rows) == 21  # the headers and values in the user's language
+    assert {r[2] for r in rows[1:]} == {"dikembalikan"}
+    assert {r[3] for r in rows[1:]} == {"Surat perjanjian"}  # the document type's name, not its code
     assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:K21"
     for row in sheet.iter_rows(min_row=2):
         number = row[4]

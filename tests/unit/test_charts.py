@@ -180,11 +180,36 @@ def test_horizontal_bars_grow_highlight_and_truncate():
     line = one(root, "chart-line-minimum")
     assert line.get("x1") == line.get("x2")
     assert float(line.get("x1")) == pytest.approx(float(rects[2].get("x")) + widths[2], abs=0.1)
-    labels = [e.text for e in root.iter() if "chart-axis-label" in classes(e)]
+    labels = [shown(e) for e in root.iter() if "chart-axis-label" in classes(e)]
     assert long_name not in labels and any(t.endswith("…") and long_name.startswith(t[:-1]) for t in labels)
+    shortened = next(e for e in root.iter() if "chart-axis-label" in classes(e) and shown(e).endswith("…"))
+    assert shortened.find("svg:title", NS).text == long_name  # the full name on hover
     assert rects[0].find("svg:title", NS).text == f"{long_name}: 1500"
     height = lambda r: float(r.get("viewBox").split()[3])  # noqa: E731
     assert height(parse(horizontal_bars(points * 4))) > height(root)
+
+
+def shown(text_element):
+    """What a <text> shows: its own text, or what follows its <title> (a shortened label)."""
+    title = text_element.find("svg:title", NS)
+    return text_element.text if title is None else title.tail
+
+
+def test_per_wapu_bars_keep_the_code_and_name_the_wapu_in_full_on_hover():
+    names = [("W0004 Bendahara Uji Terpadu Satu", 5, "W0004 Bendahara Uji Terpadu Satu"),
+             ("W0005 Bendahara Uji Terpadu Dua", 7, "W0005 Bendahara Uji Terpadu Dua")]
+    root = parse(horizontal_bars(names))
+    labels = [shown(e) for e in root.iter() if "chart-axis-label" in classes(e) and e.get("text-anchor") == "end"]
+    assert [label[:5] for label in labels] == ["W0004", "W0005"] and len(set(labels)) == 2
+    assert "W0005 Bendahara Uji Terpadu Dua: 7" in root.find("svg:desc", NS).text
+
+
+def test_the_minimum_label_sits_above_the_plot_where_no_bar_reaches():
+    root = parse(monthly_bars([("Jan", 2000), ("Feb", 1990)], minimum=1000))
+    label = one(root, "chart-label-minimum")
+    tallest = min(float(r.get("y")) for r in bars(root))
+    assert float(label.get("y")) < tallest  # above the highest bar: no overlap
+    assert float(root.get("font-size")) >= 14
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,14 @@ def test_one_time_passwords_are_random_and_acceptable():
         assert password_problems(password, "x@example.com") == []
 
 
+def test_one_time_passwords_have_no_look_alike_characters():
+    """Read off paper, i/l/1/I and O/o/0 are mistaken for one another: none of them is used."""
+    look_alikes = set("il1IOo0")
+    used = set("".join(generate_one_time_password() for _ in range(5000))) - {"-"}
+    assert not used & look_alikes, sorted(used & look_alikes)
+    assert len(used) >= 18  # 12 * log2(18) > 50 bits: still hard to guess
+
+
 # ------------------------------------------------------------------ hash method per configuration
 
 
