@@ -24,6 +24,7 @@ run: install
 
 test: install system-deps
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	SCM_TEST_DB=sqlite $(PYTEST)
 	SCM_TEST_DB=postgresql $(PYTEST)
 
@@ -53,6 +54,7 @@ system-deps:
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -18,9 +18,9 @@ BAR, BELOW, SECOND, GRID, TEXT, TRACK = "#0d6efd", "#dc3545", "#20c997", "#dee2e
 # The viewBox is about as wide as a half-page card at 1366 px, so that text of FONT_SIZE units shows
 # at about FONT_SIZE px (the page's small text); on a phone the chart keeps that width and scrolls
 # sideways (``.chart-scroll`` in app.css) instead of shrinking its text.
-WIDTH, HEIGHT, FONT_SIZE = 560, 270, 15
+WIDTH, HEIGHT, FONT_SIZE = 500, 260, 14
 PAD_TOP, PAD_BOTTOM, PAD_RIGHT = 34, 30, 12
-ROW, LABEL_CHARS, VALUE_SPACE, CHAR_WIDTH = 30, 20, 64, 8.4
+ROW, LABEL_CHARS, VALUE_SPACE, CHAR_WIDTH = 28, 18, 60, 8.6
 SERIES = (_l("Issued"), _l("Consumed"))  # lazy: translated when drawn
 
 
@@ -118,9 +118,11 @@ def _vertical_frame(labels: list, top: int, step: int, fmt: Callable):
     for value, text in ticks:
         parts.append(_line("chart-grid", left, y(value), WIDTH - PAD_RIGHT, y(value)))
         parts.append(_text(text, "chart-axis-label", left - 6, y(value) + 4, "end"))
+    widest = max(len(str(label)) for label in labels) * CHAR_WIDTH + 6
+    every = max(1, -(-int(widest) // max(int(slot), 1)))  # when labels would collide, name every n-th slot
     for i, label in enumerate(labels):
-        short = _truncate(label, max(int(slot / CHAR_WIDTH), 2))
-        parts.append(_text(short, "chart-axis-label", left + slot * (i + 0.5), bottom + 16, "middle"))
+        if (len(labels) - 1 - i) % every == 0:  # always the latest (rightmost) one
+            parts.append(_text(str(label), "chart-axis-label", left + slot * (i + 0.5), bottom + 16, "middle"))
     return parts, left, slot, y
 
 

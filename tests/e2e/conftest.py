@@ -47,12 +47,16 @@ def browser():
 def new_page(browser, live_server, request):
     """``new_page()`` -> a page in a fresh browser context (its own cookies) on the live server."""
     contexts = []
+    violations = []  # the Content-Security-Policy is on: a page that breaks it fails its test
 
     def _new_page():
         context = browser.new_context(base_url=live_server)
         context.set_default_timeout(15_000)
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        page.on("console", lambda message: violations.append(f"{page.url}: {message.text}")
+                if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text else None)
+        return page
 
     yield _new_page
     failed = getattr(request.node, "rep_call", None) and request.node.rep_call.failed
@@ -61,6 +65,7 @@ def new_page(browser, live_server, request):
             for j, pg in enumerate(context.pages):
                 pg.screenshot(path=f"/tmp/e2e-{request.node.name}-{i}-{j}.png", full_page=True)
         context.close()
+    assert not violations, violations
 
 
 @pytest.fixture

@@ -133,7 +133,8 @@ def test_billing_month_issue_pay_export_and_wapu_view(app, new_page, factory, tm
     expect(flash).to_contain_text(re.compile(r"\b2\b"))  # two new drafts
     expect(fin.get_by_test_id("drafts")).to_have_text("2")
     expect(fin.get_by_test_id("issued")).to_have_text("0")
-    expect(fin.get_by_test_id("total")).to_have_text("Rp15.340.000")
+    expect(fin.get_by_test_id("drafts-total")).to_have_text("Rp15.340.000")  # drafts and issued apart
+    expect(fin.get_by_test_id("issued-total")).to_have_text("Rp0")
     expect(fin.get_by_test_id("month-table").locator("tbody tr")).to_have_count(2)
     row_a, row_b = row_of(fin, code_a), row_of(fin, code_b)
     expect(cells(row_a).nth(0)).to_contain_text(format_npwp(s["npwp"][code_a]))
@@ -177,6 +178,8 @@ def test_billing_month_issue_pay_export_and_wapu_view(app, new_page, factory, tm
     expect(fin.locator(".alert-success")).to_contain_text(number_b)
     expect(fin.get_by_test_id("drafts")).to_have_text("0")
     expect(fin.get_by_test_id("issued")).to_have_text("2")
+    expect(fin.get_by_test_id("issued-total")).to_have_text("Rp15.340.000")
+    expect(fin.get_by_test_id("drafts-total")).to_have_text("Rp0")
     expect(fin.get_by_test_id("issue-all")).to_have_count(0)
     expect(cells(row_a).nth(5)).to_have_text(number_a)
     expect(cells(row_b).nth(5)).to_have_text(number_b)

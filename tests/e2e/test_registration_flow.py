@@ -53,6 +53,7 @@ def test_register_approve_and_first_login(new_page, factory, mailbox, contract_p
     reviewer.get_by_role("link", name=reference, exact=True).click()
     expect(reviewer.locator("h1")).to_contain_text(reference)
     reviewer.locator("#comment").fill("Data dan kontrak lengkap.")
+    reviewer.once("dialog", lambda dialog: dialog.accept())  # approving asks for a confirmation first
     reviewer.get_by_role("button", name=APPROVE_ID).click()
     credential = reviewer.locator(f'td[data-credential="{staff_email}"]')
     expect(credential).to_have_text(re.compile(r"\S{8,}"))

@@ -143,6 +143,9 @@ HEADER = (b'<row r="1"><c r="A1" t="inlineStr"><is><t>serial</t></is></c><c r="B
 
 
 def _import_within_a_second(admin, data):
+    """Upload ``data`` and time the answer (bounds in the tests are loose: speed lives in benchmarks,
+    the probe's files took 94 s and ~80 min before the fix; on an idle machine each answers in well
+    under a second)."""
     import io
     import time
 
@@ -157,15 +160,21 @@ def test_a_sheet_declaring_every_cell_is_refused_within_a_second(app, login_as):
     data = _workbook_with_sheet(SHEET % (b"A1:XFD1048576", HEADER + last))
     assert len(data) < 10_000
     response, seconds = _import_within_a_second(login_as("DIST_ADMIN"), data)
-    assert response.status_code == 422 and seconds < 1, seconds
+    assert response.status_code == 422 and seconds < 5, seconds  # (was ~80 minutes of CPU before the fix)
     assert "200.000" in response.get_data(as_text=True)  # more rows than allowed, said in Indonesian
 
 
-def test_a_workbook_inflating_to_millions_of_empty_rows_is_refused_within_a_second(app, login_as):
+def test_a_workbook_inflating_to_millions_of_empty_rows_is_refused_before_it_is_parsed(app, login_as, monkeypatch):
+    from scm.core import xlsx
+
+    def never(*args, **kwargs):
+        raise AssertionError("the bomb reached the XLSX parser")
+
+    monkeypatch.setattr(xlsx, "load_workbook", never)
     data = _workbook_with_sheet(SHEET % (b"A1:E2000001", HEADER + b"<row/>" * 2_000_000))
     assert len(data) < 300_000  # a few hundred KB on disk, 2 million rows once unpacked
     response, seconds = _import_within_a_second(login_as("DIST_ADMIN"), data)
-    assert response.status_code == 422 and seconds < 1, seconds
+    assert response.status_code == 422 and seconds < 5, seconds  # (was 94 s and +190 MB before the fix)
     assert "terlalu besar" in response.get_data(as_text=True)
 
 
@@ -178,5 +187,5 @@ def test_empty_rows_count_toward_the_row_limit(app, login_as, monkeypatch):
     rows = b"".join(b'<row r="%d"/>' % n for n in range(2, 50_002))
     response, seconds = _import_within_a_second(login_as("DIST_ADMIN"), _workbook_with_sheet(
         SHEET % (b"A1:E50001", HEADER + rows)))
-    assert response.status_code == 422 and seconds < 1
+    assert response.status_code == 422 and seconds < 5
     assert "1.000" in response.get_data(as_text=True)

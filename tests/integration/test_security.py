@@ -114,9 +114,9 @@ def _role_routes(app):
         values = {arg: 1 for arg in rule.arguments if arg.endswith("_id")}
         if "month" in rule.arguments:
             values["month"] = "2026-10"
-        converter = rule._converters.get("action")
-        if converter is not None:
-            values["action"] = sorted(converter.items)[0]
+        for name, converter in rule._converters.items():
+            if hasattr(converter, "items"):  # <any(a, b):name>: try the first choice
+                values[name] = sorted(converter.items)[0]
         for method in rule.methods & {"GET", "POST"}:
             yield rule.endpoint, rule.build(values, append_unknown=False)[1], method, roles
 
