@@ -77,6 +77,13 @@ def paginate(stmt, per_page=None, rows=False):
     return db.paginate(stmt, per_page=per_page, max_per_page=100, error_out=False)
 
 
+def within_wib_days(column, day_from, day_to) -> list:
+    """WHERE clauses keeping ``column`` (a UTC timestamp) within WIB calendar days [day_from, day_to]."""
+    start, end = wib_day_bounds(day_from, day_to)
+    return [clause for clause in (column >= start if start else None, column < end if end else None)
+            if clause is not None]
+
+
 def wib_day_bounds(day_from, day_to):
     """UTC datetimes bounding WIB calendar days [day_from, day_to] (either may be None)."""
     start = datetime.combine(day_from, time.min, WIB) if day_from else None

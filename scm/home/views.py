@@ -16,7 +16,7 @@ from scm.core.database import unit_of_work, utcnow
 from scm.core.formatting import WIB, today_wib
 from scm.core.models import AuditLog, Notification
 from scm.core.services import audit_action_label, audit_text
-from scm.core.views import paginate, wib_day_bounds
+from scm.core.views import paginate, within_wib_days
 from scm.core.xlsx import csv_lines, write_rows_xlsx
 from scm.extensions import db
 from scm.home import bp
@@ -78,11 +78,7 @@ def _audit_query():
             wanted = form.object.data.strip()
             stmt = stmt.where(or_(func.lower(AuditLog.object_ref).contains(wanted.lower(), autoescape=True),
                                   AuditLog.object_type == wanted))
-        start, end = wib_day_bounds(form.date_from.data, form.date_to.data)
-        if start:
-            stmt = stmt.where(AuditLog.created_at >= start)
-        if end:
-            stmt = stmt.where(AuditLog.created_at < end)
+        stmt = stmt.where(*within_wib_days(AuditLog.created_at, form.date_from.data, form.date_to.data))
     return form, stmt
 
 

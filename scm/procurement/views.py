@@ -11,7 +11,7 @@ from scm.auth.models import WAPU_ROLES, Role
 from scm.auth.scoping import get_scoped_or_404, scope_query
 from scm.core.database import unit_of_work
 from scm.core.errors import ServiceError, ValidationErrors
-from scm.core.views import field_error, paginate, show_decision_error, wib_day_bounds
+from scm.core.views import field_error, paginate, show_decision_error, within_wib_days
 from scm.extensions import db
 from scm.procurement import bp, services
 from scm.procurement.forms import PO_STATES, PR_STATES, DecisionForm, ListFilterForm, PurchaseRequestForm
@@ -23,11 +23,7 @@ def _filtered(model, states, stmt):
     if form.validate():
         if form.state.data:
             stmt = stmt.where(model.state == form.state.data)
-        start, end = wib_day_bounds(form.date_from.data, form.date_to.data)
-        if start:
-            stmt = stmt.where(model.created_at >= start)
-        if end:
-            stmt = stmt.where(model.created_at < end)
+        stmt = stmt.where(*within_wib_days(model.created_at, form.date_from.data, form.date_to.data))
     return form, stmt
 
 

@@ -17,7 +17,7 @@ from scm.auth.scoping import get_scoped_or_404, scope_query
 from scm.core.database import run_once_more_on_conflict
 from scm.core.formatting import WIB
 from scm.core.uploads import Upload, hold_upload, release_held_upload, take_held_upload
-from scm.core.views import wib_day_bounds
+from scm.core.views import within_wib_days
 from scm.extensions import db
 from scm.quota.models import QuotaEntry
 from scm.registration.models import Wapu
@@ -46,12 +46,8 @@ def _filters():
     form.validate()  # an invalid field shows its error and filters nothing; the others still apply
     ok = {name: not field.errors and field.data for name, field in form._fields.items()}
     clauses = []
-    start, end = wib_day_bounds(form.date_from.data if ok["date_from"] else None,
-                                form.date_to.data if ok["date_to"] else None)
-    if start:
-        clauses.append(Stamp.occurred_at >= start)
-    if end:
-        clauses.append(Stamp.occurred_at < end)
+    clauses += within_wib_days(Stamp.occurred_at, form.date_from.data if ok["date_from"] else None,
+                               form.date_to.data if ok["date_to"] else None)
     if ok["document_type"]:
         clauses.append(Stamp.document_type == form.document_type.data)
     if ok["serial"]:

@@ -30,7 +30,7 @@ ALLOWED = {"SCM Meterai", "e-Meterai", "WAPU", "NPWP", "NIB", "PIC", "API", "PDF
 
 @lru_cache(maxsize=1)
 def english_phrases():
-    """Multi-word English msgids whose Indonesian differs, longest first."""
+    """One pattern matching any multi-word English msgid whose Indonesian differs."""
     catalog = read_po(CATALOG.open("rb"))
     phrases = set()
     for message in catalog:
@@ -44,7 +44,8 @@ def english_phrases():
                 part = part.strip(" .,:;()“”\"'-")
                 if len(part.split()) >= 2 and len(part) >= 8:
                     phrases.add(part)
-    return sorted(phrases, key=len, reverse=True)
+    ordered = sorted(phrases, key=len, reverse=True)  # one pattern for all: longest first
+    return re.compile("|".join(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])" for phrase in ordered))
 
 
 def visible_text(html):
@@ -61,14 +62,13 @@ def english_on(html):
     for line in visible_text(html):
         for allowed in ALLOWED:
             line = line.replace(allowed, " ")
-        for phrase in english_phrases():
-            if re.search(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])", line):
-                found.append(f"msgid: {phrase!r} in {line[:120]!r}")
-                break
-        else:
-            words = re.findall(r"[a-z]+", line.lower())
-            if sum(w in ENGLISH_WORDS for w in words) >= 2:
-                found.append(f"English: {line[:120]!r}")
+        match = english_phrases().search(line)
+        if match:
+            found.append(f"msgid: {match.group(0)!r} in {line[:120]!r}")
+            continue
+        words = re.findall(r"[a-z]+", line.lower())
+        if sum(w in ENGLISH_WORDS for w in words) >= 2:
+            found.append(f"English: {line[:120]!r}")
     return found
 
 

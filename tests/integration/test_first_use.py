@@ -268,40 +268,31 @@ def test_a_late_issue_shows_why_it_falls_due_14_days_after_issue(app, factory, l
 # --------------------------------------------------------------------------- a new WAPU's first month
 
 
-def test_a_wapu_approved_mid_month_is_not_told_it_is_short_in_its_exempt_first_month(app, factory, login_as):
-    """Its contract started in January, but it became a customer today: this month is its partial
-    first month, exempt by the default terms; next month the minimum applies."""
-    from scm.billing.usage import add_months, check_month, month_of
-    from scm.core.formatting import today_wib
+def test_a_wapu_approved_mid_month_is_not_told_it_is_short_in_its_exempt_first_month(app, factory):
+    """Its contract started in January, but it became a customer on 17 November: November is its
+    partial first month, exempt by the default terms (no warning, no minimum); December is full."""
+    from datetime import date, time
 
-    today = today_wib()
-    if today.day == 1:
-        pytest.skip("on the 1st a month is never partial")  # the 1st of a month: no partial first month to test
-    wapu = factory.wapu(1040, joined_today=True)
+    from scm.billing.models import MinimumWarning
+    from scm.billing.tasks import send_minimum_warnings
+    from scm.billing.usage import check_month
+    from scm.core.formatting import WIB
+    from scm.registration.models import Wapu
+
+    newcomer = factory.wapu(1040, joined_today=True)
     veteran = factory.wapu(1041)
     with app.app_context():
-        checks = {c.wapu.id: c for c in check_month(month_of(today), today)}
-        assert checks[wapu["id"]].minimum == 0 and not checks[wapu["id"]].below
-        assert checks[veteran["id"]].minimum == 1000
-        following = add_months(month_of(today), 1)
-        assert {c.wapu.id: c.minimum for c in check_month(following, following)}[wapu["id"]] == 1000
-    page = login_as("WAPU_FIN", wapu_id=wapu["id"]).get("/").get_data(as_text=True)
-    assert "kurang" not in page.lower()
-    assert "kurang" in login_as("WAPU_FIN", wapu_id=veteran["id"]).get("/").get_data(as_text=True).lower()
-
-
-# --------------------------------------------------------------------------- the movements page
-
-
-def test_movements_group_reported_stamps_and_show_signs_and_the_balance(app, mixed_history, login_as):
-    page = login_as("WAPU_FIN", wapu_id=mixed_history["id"]).get("/quota").get_data(as_text=True)
-    rows = re.findall(r'<tr data-kind="(\w+)" data-entries="(\d+)">.*?data-testid="change">(.*?)</td>\s*'
-                      r'<td class="text-end">([\d.]+)</td>', page, re.S)
-    shown = [(kind, int(entries), re.sub(r"<[^>]+>", "", change).strip(), after) for kind, entries, change, after in rows]
-    assert shown[0] == ("consume", 60, "−60", "37")  # one row for the 60 stamps reported together
-    assert shown[1:3] == [("commit", 1, "0", "97"), ("reserve", 1, "−1", "97")]
-    assert shown[-1] == ("issue", 1, "+100", "100")
-    assert len(shown) == 8  # issue, 3 × (reserve, commit), one batch: not one row per stamp
+        with unit_of_work():
+            db.session.get(Wapu, newcomer["id"]).created_at = datetime.combine(date(2026, 11, 17), time(10), WIB)
+        checks = {c.wapu.id: c for c in check_month(date(2026, 11, 1), date(2026, 11, 20))}
+        assert checks[newcomer["id"]].minimum == 0 and not checks[newcomer["id"]].below
+        assert checks[veteran["id"]].minimum == 1000 and checks[veteran["id"]].below
+        december = {c.wapu.id: c.minimum for c in check_month(date(2026, 12, 1), date(2026, 12, 20))}
+        assert december[newcomer["id"]] == 1000
+        with unit_of_work():
+            send_minimum_warnings(date(2026, 11, 25))  # a warning day (15 and 25 by default)
+        warned = set(db.session.execute(select(MinimumWarning.wapu_id)).scalars())
+    assert veteran["id"] in warned and newcomer["id"] not in warned
 
 
 # --------------------------------------------------------------------------- usage import preview
