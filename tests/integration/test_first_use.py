@@ -295,6 +295,20 @@ def test_a_wapu_approved_mid_month_is_not_told_it_is_short_in_its_exempt_first_m
     assert veteran["id"] in warned and newcomer["id"] not in warned
 
 
+# --------------------------------------------------------------------------- the movements page
+
+
+def test_movements_group_reported_stamps_and_show_signs_and_the_balance(app, mixed_history, login_as):
+    page = login_as("WAPU_FIN", wapu_id=mixed_history["id"]).get("/quota").get_data(as_text=True)
+    rows = re.findall(r'<tr data-kind="(\w+)" data-entries="(\d+)">.*?data-testid="change">(.*?)</td>\s*'
+                      r'<td class="text-end">([\d.]+)</td>', page, re.S)
+    shown = [(kind, int(entries), re.sub(r"<[^>]+>", "", change).strip(), after) for kind, entries, change, after in rows]
+    assert shown[0] == ("consume", 60, "−60", "37")  # one row for the 60 stamps reported together
+    assert shown[1:3] == [("commit", 1, "0", "97"), ("reserve", 1, "−1", "97")]
+    assert shown[-1] == ("issue", 1, "+100", "100")
+    assert len(shown) == 8  # issue, 3 × (reserve, commit), one batch: not one row per stamp
+
+
 # --------------------------------------------------------------------------- usage import preview
 
 
