@@ -35,10 +35,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def safe_next(target) -> str | None:
-    """A path on this site to go to after login or a language switch, or None.
+    r"""A path on this site to go to after login or a language switch, or None.
 
     Browsers drop tabs and newlines from a URL and read a backslash as a slash, so
-    ``/\t/evil.example`` or ``/\\evil.example`` would leave the site: any control character or
+    ``/\t/evil.example`` or ``/\evil.example`` would leave the site: any control character or
     backslash, raw or percent-encoded, is refused, and so is anything that is not a plain local
     path once decoded (a scheme, a host, ``//``)."""
     if not isinstance(target, str) or not target or len(target) > 2000:
