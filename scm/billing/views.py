@@ -45,9 +45,7 @@ def _month_or_404(text: str) -> date:
 
 
 def _download(data: bytes, name: str, mimetype: str):
-    response = send_file(BytesIO(data), mimetype=mimetype, as_attachment=True, download_name=name)
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return send_file(BytesIO(data), mimetype=mimetype, as_attachment=True, download_name=name)
 
 
 def _file_stem(text: str) -> str:
@@ -133,7 +131,6 @@ def month_workbook(month):
     os.close(handle)
     exports.write_month_workbook(path, period, reports.month_overview(period, today_wib()), reports.stamp_rows(period))
     response = send_file(path, mimetype=XLSX, as_attachment=True, download_name=f"tagihan-{month}.xlsx")
-    response.headers["Cache-Control"] = "private, no-store"
     response.call_on_close(lambda: os.unlink(path))
     return response
 

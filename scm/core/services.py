@@ -8,6 +8,7 @@ from flask_babel import force_locale
 from sqlalchemy import or_, select, update
 
 from scm.core.database import after_commit, unit_of_work, utcnow
+from scm.core.formatting import format_day, format_month, format_number, format_rupiah, format_wib
 from scm.core.mail import send_message
 from scm.core.models import AuditLog, Notification, OutboxEmail, OutboxState
 from scm.extensions import db
@@ -154,8 +155,6 @@ def register_notification(kind: str, text) -> None:
 
 
 def notification_text(kind: str, params: dict) -> str:
-    from scm.core.formatting import format_number
-
     template = _NOTIFICATION_TEXTS.get(kind)
     if template is None:
         return kind
@@ -206,8 +205,6 @@ def audit_action_label(action: str) -> str:
 
 
 def _format_detail(value, how):
-    from scm.core.formatting import format_day, format_month, format_number, format_rupiah, format_wib
-
     if value is None:
         return ""
     try:

@@ -115,7 +115,6 @@ def audit_export(fmt):
         body = csv_lines(headers, _audit_rows(stmt))
         response = Response(stream_with_context(body), mimetype="text/csv")
         response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-        response.headers["Cache-Control"] = "private, no-store"
         return response
     handle, path = tempfile.mkstemp(suffix=".xlsx")
     os.close(handle)
@@ -123,6 +122,5 @@ def audit_export(fmt):
                     widths=(19, 28, 28, 26, 14, 10, 24, 60, 60, 15))
     response = send_file(path, as_attachment=True, download_name=name,
                          mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response.headers["Cache-Control"] = "private, no-store"
     response.call_on_close(lambda: os.unlink(path))
     return response

@@ -210,10 +210,8 @@ def _send_stored(stored):
     path = stored_path(stored)
     if not path.exists():
         abort(404)
-    response = send_file(path, mimetype="application/pdf", as_attachment=True,
-                         download_name=stored.original_name, max_age=0)
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return send_file(path, mimetype="application/pdf", as_attachment=True, download_name=stored.original_name,
+                     max_age=0)
 
 
 @bp.route("/wapus")

@@ -5,11 +5,10 @@ openpyxl's write-only mode streams rows to disk, so memory stays flat however lo
 
 from scm.core.xlsx import write_rows_xlsx
 
-HEADERS = ("Serial", "WAPU", "State", "Document type", "Document number", "Document date",
-           "Reserved at (WIB)", "Stamped at (WIB)", "Released at (WIB)", "Release reason", "Source")
 WIDTHS = (24, 10, 11, 20, 22, 20, 19, 19, 19, 28, 8)
 
 
-def write_stamps_xlsx(rows, target, headers=HEADERS, title="Riwayat pembubuhan"):
-    """Write ``rows`` (tuples matching ``headers``; datetimes naive WIB) to ``target`` (path or file)."""
+def write_stamps_xlsx(rows, target, headers, title):
+    """Write ``rows`` (tuples matching ``headers``, in the reader's language; datetimes naive WIB) to
+    ``target`` (path or file)."""
     return write_rows_xlsx(rows, target, headers, title, WIDTHS)

@@ -61,9 +61,11 @@ def test_a_local_next_is_kept(app, factory, target):
 def test_every_download_is_private_and_not_stored(app, factory, login_as):
     wapu = factory.wapu(1301)
     for role, url in (("WAPU_FIN", "/usage/export.xlsx"), ("DIST_ADMIN", "/admin/audit/export.xlsx"),
-                      ("DIST_ADMIN", "/admin/audit/export.csv")):
+                      ("DIST_ADMIN", "/admin/audit/export.csv"),
+                      ("DIST_SPV", f"/registrations/{wapu['registration_id']}/contract")):
         client = login_as(role, wapu_id=wapu["id"] if role.startswith("WAPU") else None)
         response = client.get(url)
+        response.close()  # a file sent from disk streams: closing ends its request
         assert response.status_code == 200 and response.headers["Cache-Control"] == "private, no-store", url
 
 
