@@ -10,10 +10,11 @@ STAMP     := $(VENV)/.installed
 # worker takes tests queued for a busy one (worksteal). `make test-sqlite WORKERS=0 ARGS="-k review"`
 # runs in one process, e.g. to use a debugger.
 WORKERS   ?= auto
+PIP_VERSION := 26.3
 PYTEST    := $(BIN)/pytest -p no:cacheprovider -n $(WORKERS) --dist worksteal
 export FLASK_APP := wsgi.py
 
-.PHONY: run test test-sqlite test-postgresql install system-deps translations lint extract-messages clean
+.PHONY: run test test-sqlite test-postgresql install system-deps translations lint lock extract-messages clean
 
 run: install
 	@bash scripts/system-deps.sh run
@@ -36,11 +37,23 @@ test-postgresql: install
 
 install: $(STAMP) translations
 
-$(STAMP): pyproject.toml
+# Every package, direct or not, at the version and hashes of the lock file (requirements/test.txt:
+# the app and its test tools); then the project itself, without resolving anything again.
+$(STAMP): pyproject.toml requirements/test.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/test.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# After changing a dependency in pyproject.toml: resolve again, with the hashes of every file of
+# every version chosen (requirements/app.txt for servers, requirements/test.txt for make and CI).
+lock:
+	$(BIN)/python -m pip install --quiet pip-tools==7.6.2
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
+		--no-emit-index-url -o requirements/app.txt pyproject.toml
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
+		--no-emit-index-url --extra test -o requirements/test.txt pyproject.toml
 
 translations: $(STAMP)
 	$(BIN)/pybabel compile -d translations 2>&1 | grep -v "^compiling" || true

@@ -53,6 +53,20 @@ class Config:
     # Strict-Transport-Security max-age (0: not sent). Production sends a year: it runs behind HTTPS.
     HSTS_SECONDS = _env_int("SCM_HSTS_SECONDS", 0)
 
+    # Operations. TRUSTED_PROXIES: how many reverse proxies stand in front (nginx: 1); their
+    # X-Forwarded-For/-Proto/-Host and X-Request-ID are believed, nobody else's.
+    TRUSTED_PROXIES = _env_int("SCM_TRUSTED_PROXIES", 0)
+    LOG_FORMAT = _env("SCM_LOG_FORMAT", "text")  # "json" (one object a line) or "text"
+    LOG_LEVEL = _env("SCM_LOG_LEVEL", "INFO")
+    # /metrics (Prometheus) answers only these client networks (comma-separated CIDRs) or a
+    # scraper sending "Authorization: Bearer SCM_METRICS_TOKEN"; anyone else gets a 404.
+    METRICS_ALLOW = _env("SCM_METRICS_ALLOW", "127.0.0.1/32,::1/128")
+    METRICS_TOKEN = _env("SCM_METRICS_TOKEN")
+    # API rate limit per token (Flask-Limiter notation), counted in RATELIMIT_STORAGE_URI:
+    # memory (one process) by default, redis://host:6379/0 so that every node counts together.
+    API_RATE_LIMIT = _env("SCM_API_RATE_LIMIT", "3000 per minute")
+    RATELIMIT_STORAGE_URI = _env("SCM_RATELIMIT_STORAGE_URL", "memory://")
+
     # Werkzeug's password hash method. scrypt everywhere but in the test suite, which would
     # otherwise spend most of its time hashing the passwords its factories create.
     PASSWORD_HASH_METHOD = "scrypt"
@@ -140,6 +154,8 @@ class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = _env_bool("SCM_SESSION_COOKIE_SECURE", True)
     REMEMBER_COOKIE_SECURE = True
     HSTS_SECONDS = _env_int("SCM_HSTS_SECONDS", 365 * 24 * 3600)
+    LOG_FORMAT = _env("SCM_LOG_FORMAT", "json")
+    METRICS_ALLOW = _env("SCM_METRICS_ALLOW", "")  # closed unless the operator opens it
     MAIL_BACKEND = _env("SCM_MAIL_BACKEND", "smtp")
 
 

@@ -1,10 +1,10 @@
 """SCM Meterai: the Supply Chain Meterai platform of an e-Meterai distributor."""
 
-import logging
 import os
 
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import BASE_DIR, CONFIGS, DEFAULT_SECRET_KEY, INSTANCE_DIR
 from scm.extensions import babel, bootstrap, csrf, db, login_manager, migrate
@@ -27,9 +27,16 @@ def create_app(config_name=None, **overrides):
     _check_production_settings(app)
     os.makedirs(app.instance_path, exist_ok=True)
     os.makedirs(app.config["UPLOAD_FOLDER"], exist_ok=True)
-    logging.basicConfig(level=logging.INFO)
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:  # the client's address, scheme and host as the trusted proxies saw them (audit log IPs)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies)
 
     from scm.core.i18n import select_locale, select_timezone
+    from scm.core.logs import configure_logging
+    from scm.core.metrics import init_metrics
+
+    configure_logging(app)  # first: the request id exists before any other hook runs
+    init_metrics(app)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages: Pango (WeasyPrint renders invoice PDFs with it) for `make run`; for `make test`
 # also Chromium (browser tests), PostgreSQL 15 (the second test run), poppler-utils (reading PDFs
-# back). Installed when missing and we are root; otherwise a loud note.
+# back), Redis (the rate limit shared by two app instances). Installed when missing and we are root; otherwise a loud note.
 # Usage: system-deps.sh [run|test]   (default: test)
 set -u
 mode="${1:-test}"
@@ -11,6 +11,7 @@ if [ "$mode" = "test" ]; then
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need+=(postgresql)
 command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

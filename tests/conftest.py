@@ -18,6 +18,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.mail",
+    "tests.fixtures.redis",
     "tests.fixtures.factories",
     "tests.fixtures.client",
     "tests.fixtures.workers",

@@ -17,7 +17,12 @@ SERIAL = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "minLength": 1, 
 TIMESTAMP = {"type": "string", "format": "date-time", "example": "2026-11-23T09:30:00+07:00",
              "description": "ISO 8601 with an offset (Z or +07:00)."}
 NULLABLE_TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
-AUTH_ERRORS = {"401": _problem("Missing, unknown or revoked token (code `invalid_token`).")}
+RATE_LIMITED = {**_problem("Too many requests for this token (code `rate_limited`): the limit is "
+                           "`SCM_API_RATE_LIMIT`, 3000 a minute unless the distributor set another. Wait the "
+                           "seconds of `Retry-After`, then retry."),
+                "headers": {"Retry-After": {"description": "Seconds to wait before the next request.",
+                                            "schema": {"type": "integer", "minimum": 0}}}}
+AUTH_ERRORS = {"401": _problem("Missing, unknown or revoked token (code `invalid_token`)."), "429": RATE_LIMITED}
 BODY_ERRORS = {
     "400": _problem("Malformed JSON (code `malformed_json`)."),
     "413": _problem("Body larger than the limit (code `payload_too_large`)."),

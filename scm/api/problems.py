@@ -2,7 +2,7 @@
 
 import json
 
-from flask import current_app, jsonify, request
+from flask import current_app, g, has_request_context, jsonify, request
 
 from scm.stamping.parsing import SERIAL, parse_timestamp
 
@@ -41,6 +41,8 @@ def problem_response(status, code, title, detail=None, errors=None, **extra):
     response = jsonify(body)
     response.status_code = status
     response.mimetype = "application/problem+json"
+    if has_request_context():
+        g.api_code = code  # counted by machine code in the metrics
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="scm-meterai"'
     return response

@@ -10,6 +10,9 @@ bp = Blueprint("auth", __name__)
 # Pages a user who must change their password may still open.
 _ALLOWED_BEFORE_PASSWORD_CHANGE = {"auth.change_password", "auth.logout", "core.set_language", "static",
                                    "bootstrap.static"}
+# Probes of load balancers and scrapers never load a user: a cookie sent to them must not turn a
+# database outage into a 500 instead of the probe's own 503.
+_PROBES = {"core.healthz", "core.readyz", "metrics"}
 
 
 def init_app(app):
@@ -34,6 +37,8 @@ def init_app(app):
 
     @app.before_request
     def enforce_password_change():
+        if request.endpoint in _PROBES:
+            return None
         session.permanent = True  # idle timeout applies to every session
         if (current_user.is_authenticated and current_user.must_change_password
                 and request.endpoint not in _ALLOWED_BEFORE_PASSWORD_CHANGE):

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from scm.core.database import unit_of_work, utcnow
 from scm.core.formatting import WIB, format_wib
+from scm.core.logs import log_context
 from scm.core.models import JobLock, JobOutcome, JobRun
 from scm.extensions import db
 
@@ -166,21 +167,29 @@ def run_job(name, *, holder=None, lease=None):
             return None
         try:
             run_id = _start_run(name, holder, JobOutcome.RUNNING)
-            try:
-                counts = dict(job_function(name)() or {})
-            except BaseException as error:
-                db.session.rollback()  # whatever the job left unfinished in the session
-                message = traceback.format_exception_only(error)[-1].strip()[:2000]
-                _finish_run(run_id, JobOutcome.FAILED, error=message)
-                log.exception("job %s failed", name)
-                raise
-            _finish_run(run_id, JobOutcome.SUCCESS, counts)
-            log.info("job %s: %s", name, counts)
-            return counts
+            with log_context(f"job:{name}:{run_id}"):  # every line logged during the run names it
+                try:
+                    counts = dict(job_function(name)() or {})
+                except BaseException as error:
+                    db.session.rollback()  # whatever the job left unfinished in the session
+                    message = traceback.format_exception_only(error)[-1].strip()[:2000]
+                    _finish_run(run_id, JobOutcome.FAILED, error=message)
+                    log.exception("job %s failed", name)
+                    raise
+                _finish_run(run_id, JobOutcome.SUCCESS, counts)
+                log.info("job %s: %s", name, counts)
+                return counts
         finally:
             release_lease(name, holder)
     finally:
         db.session.remove()
+
+
+def record_run(name, *, started_at, outcome, counts=None, error=None):
+    """Record a run of job ``name`` done by hand outside the scheduler (e.g. ``flask quota verify``)."""
+    with unit_of_work():
+        db.session.add(JobRun(name=name, started_at=started_at, finished_at=utcnow(), outcome=outcome,
+                              counts=counts or {}, error=error, host=new_holder()))
 
 
 scheduler_cli = AppGroup("scheduler", help="Scheduled jobs.")

@@ -1,12 +1,14 @@
-"""The small helpers every view uses; the language switch and the health check."""
+"""The small helpers every view uses; the language switch and the health and readiness probes."""
 
+import functools
 import re
 from datetime import datetime, time, timedelta
 from urllib.parse import unquote, urlsplit
 
-from flask import abort, current_app, flash, make_response, redirect, session
+from flask import current_app, flash, make_response, redirect, session
 from flask_sqlalchemy.pagination import SelectPagination
 from sqlalchemy import select
+from sqlalchemy import text as sql_text
 
 from scm.core import bp
 from scm.core.formatting import WIB
@@ -102,9 +104,40 @@ def set_language():
 
 @bp.route("/healthz")
 def healthz():
-    """Liveness and database check for load balancers."""
+    """Liveness, and a database ping, for load balancers: 200 ``ok`` or 503 ``unavailable`` (JSON)."""
+    if not _database_answers():
+        return {"status": "unavailable"}, 503
+    return {"status": "ok"}
+
+
+@bp.route("/readyz")
+def readyz():
+    """Readiness: the database answers and is migrated to this code's head; 503 with the reason if not."""
+    checks = {"database": "ok" if _database_answers() else "unavailable"}
+    if checks["database"] == "ok":
+        try:
+            current = set(db.session.execute(sql_text("SELECT version_num FROM alembic_version")).scalars())
+        except Exception:  # no alembic_version table: never migrated
+            db.session.rollback()
+            current = set()
+        head = _migration_heads(current_app.extensions["migrate"].directory)
+        checks["migrations"] = "ok" if current == head else (
+            f"database at {', '.join(sorted(current)) or 'nothing'}, code expects {', '.join(sorted(head))}")
+    ready = all(value == "ok" for value in checks.values())
+    return {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
+
+
+def _database_answers() -> bool:
     try:
         db.session.execute(select(1))
-    except Exception:  # pragma: no cover - only when the database is down
-        abort(503)
-    return {"status": "ok"}
+        return True
+    except Exception:  # any failure to answer is "unavailable"; the probe itself never fails
+        db.session.rollback()
+        return False
+
+
+@functools.cache
+def _migration_heads(directory) -> frozenset:
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory(directory).get_heads())

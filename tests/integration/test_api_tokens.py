@@ -67,7 +67,7 @@ def test_cli_creates_a_working_token(app, factory):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["api-token", "create", "--wapu", wapu["code"], "--name", "ERP"])
     assert result.exit_code == 0
-    token = result.output.strip()
+    token = result.stdout.strip()  # the token alone: logs go to stderr
     assert token.startswith("scm_")
     response = app.test_client().get("/api/v1/quota", headers=_auth(token))
     assert response.status_code == 200 and response.json == {"available": 0, "reserved": 0, "consumed": 0, "issued": 0}

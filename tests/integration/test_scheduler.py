@@ -261,6 +261,28 @@ def test_the_existing_jobs_do_nothing_the_second_time(app, factory, mailbox):
     assert balances(app, wapu["id"])["available"] == 5 and len(mailbox.to("budi@example.com")) == 1
 
 
+def test_the_nightly_ledger_check_fails_its_run_when_the_books_do_not_balance(app, factory):
+    from scm.quota.models import QuotaAccount
+    from tests.integration.api_helpers import give_quota
+
+    wapu = factory.wapu(771)
+    give_quota(app, wapu["id"], 10)
+    with app.app_context():
+        assert tasks.run_job("verify-quota") == {"mismatches": 0}
+        with unit_of_work():
+            db.session.execute(update(QuotaAccount).where(QuotaAccount.wapu_id == wapu["id"])
+                               .values(available=QuotaAccount.available - 1))
+        with pytest.raises(RuntimeError, match=r"2 mismatch\(es\)"):  # the account and its balance
+            tasks.run_job("verify-quota")
+        runs = db.session.execute(select(JobRun.outcome, JobRun.error).where(JobRun.name == "verify-quota")
+                                  .order_by(JobRun.id)).all()
+        assert [r.outcome for r in runs] == [JobOutcome.SUCCESS, JobOutcome.FAILED]
+        assert "do NOT balance" in runs[1].error
+        with unit_of_work():  # put the books back for the fixtures' own checks
+            db.session.execute(update(QuotaAccount).where(QuotaAccount.wapu_id == wapu["id"])
+                               .values(available=QuotaAccount.available + 1))
+
+
 def test_every_registered_job_can_be_imported():
     pytest.importorskip("scm.billing.tasks")
     for name in tasks.JOBS:
@@ -272,7 +294,7 @@ def test_schedules_in_words(app):
         words = {name: tasks.describe_schedule(trigger) for name, (_, trigger) in tasks.JOBS.items()}
     assert words == {"expire-reservations": "every minute", "send-outbox": "every minute",
                      "draft-billing": "monthly on day 1 at 01:00 WIB", "minimum-warnings": "daily at 08:00 WIB",
-                     "mark-overdue": "daily at 00:15 WIB"}
+                     "mark-overdue": "daily at 00:15 WIB", "verify-quota": "daily at 02:00 WIB"}
 
 
 # ------------------------------------------------------------------ the page

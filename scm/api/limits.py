@@ -1,0 +1,38 @@
+"""The API's rate limit per token (Flask-Limiter), counted where ``RATELIMIT_STORAGE_URI`` says.
+
+Memory counts per process (one machine, one worker); Redis makes every worker of every node count
+together. The key is the token's hash, known without a database lookup, so a flood is refused
+before it costs a query; requests without a bearer token are counted by client address.
+Each app gets its own limiter (its own storage), so two apps never share counts by accident.
+"""
+
+from flask import current_app, request
+from flask_limiter import Limiter, RateLimitExceeded
+
+from scm.api.problems import problem_response
+from scm.api.services import hash_token
+
+
+def rate_limit_key():
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return "token:" + hash_token(credentials.strip())
+    return "address:" + (request.remote_addr or "-")
+
+
+def init_limits(app, blueprint):
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)  # X-RateLimit-* on every answer, Retry-After on 429
+    app.config.setdefault("RATELIMIT_HEADER_RETRY_AFTER_VALUE", "delta-seconds")
+    app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
+    # Redis down: count in memory meanwhile rather than refuse stamping at a national peak.
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    limiter = Limiter(rate_limit_key, app=app)
+    limiter.limit(lambda: current_app.config["API_RATE_LIMIT"], key_func=rate_limit_key)(blueprint)
+
+    @app.errorhandler(RateLimitExceeded)
+    def too_many_requests(error):
+        if not request.path.startswith("/api/"):
+            return error
+        return problem_response(429, "rate_limited", "Too many requests",
+                                f"This token may make {error.limit.limit} requests; wait for Retry-After seconds.")
