@@ -37,7 +37,7 @@ def init_app(app):
 
     @app.before_request
     def enforce_password_change():
-        if request.endpoint in _PROBES:
+        if request.endpoint in _PROBES or request.blueprint == "api":  # the API authenticates by token
             return None
         session.permanent = True  # idle timeout applies to every session
         if (current_user.is_authenticated and current_user.must_change_password

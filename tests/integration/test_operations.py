@@ -330,3 +330,10 @@ def test_under_gunicorn_a_scrape_adds_up_every_worker(app, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_an_api_answer_sets_no_session_cookie(app, factory):
+    wapu = factory.wapu(745)
+    answer = Api(app.test_client(), new_token(app, wapu["id"])).get("/quota")
+    check_ok(answer)
+    assert "Set-Cookie" not in answer.headers  # the API has no session: nothing to sign and send back
