@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from flask import current_app
-from sqlalchemy import DateTime, Enum, event, select, update
+from sqlalchemy import BigInteger, DateTime, Enum, Integer, event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 
@@ -41,6 +41,13 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=timezone.utc)
+
+
+# The key of a table that grows for years (stamps, quota entries, the audit log, job runs, the outbox):
+# BIGINT on PostgreSQL, where INTEGER ends at 2^31 - 1. SQLite keeps INTEGER: its INTEGER PRIMARY KEY
+# is the 64-bit rowid already, and only a column declared exactly INTEGER is that alias (a BIGINT
+# primary key would lose its autoincrement there).
+BigKey = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def enum_type(enum_cls, length=20):
