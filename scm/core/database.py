@@ -153,6 +153,29 @@ def run_once_more_on_conflict(operation):
             return operation()
 
 
+def in_batches(statement, key, *conditions, batch=1000) -> int:
+    """Apply ``statement`` (an UPDATE or DELETE) to every row that meets ``conditions``, ``batch`` rows
+    per unit of work, walking the table's integer primary key ``key`` upwards; returns the rows changed.
+
+    A big table is never held in one long transaction (nor, on SQLite, the write lock for long).
+    Each batch is a range of keys with the conditions repeated, so no list of ids is sent.
+    """
+    changed, after = 0, None
+    while True:
+        with unit_of_work():
+            stmt = select(key).where(*conditions).order_by(key).limit(batch)
+            if after is not None:
+                stmt = stmt.where(key > after)
+            ids = db.session.execute(stmt).scalars().all()
+            if ids:
+                changed += db.session.execute(
+                    statement.where(key >= ids[0], key <= ids[-1], *conditions)
+                    .execution_options(synchronize_session=False)).rowcount
+        if len(ids) < batch:
+            return changed
+        after = ids[-1]
+
+
 def next_number(key: str) -> int:
     """Next value of the gapless counter ``key`` within the current transaction.
 
