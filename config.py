@@ -130,6 +130,11 @@ class Config:
 
     BOOTSTRAP_SERVE_LOCAL = True
     PAGE_SIZE = _env_int("SCM_PAGE_SIZE", 25)
+    # Retention (the daily prune-records job): job runs older than this are deleted (each job's last
+    # run is kept), and sent mail older than this loses its body (the row stays). The audit log is
+    # never pruned.
+    JOB_RUN_RETENTION_DAYS = _env_int("SCM_JOB_RUN_RETENTION_DAYS", 90)
+    OUTBOX_RETENTION_DAYS = _env_int("SCM_OUTBOX_RETENTION_DAYS", 180)
 
 
 class DevelopmentConfig(Config):

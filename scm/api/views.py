@@ -1,6 +1,7 @@
 """The stamping API, ``/api/v1``: bearer tokens, JSON in and out, problem+json errors."""
 
 import base64
+import re
 from functools import wraps
 
 from flask import g, jsonify, render_template, request, url_for
@@ -197,6 +198,9 @@ def history():
     return jsonify({"items": [stamp_json(s) for s in rows], "next_cursor": next_cursor})
 
 
+CURSOR = re.compile(r"s[1-9][0-9]{0,18}")  # "s" and a stamp id, as _encode_cursor writes it
+
+
 def _encode_cursor(stamp_id):
     return base64.urlsafe_b64encode(f"s{stamp_id}".encode()).decode().rstrip("=")
 
@@ -205,11 +209,11 @@ def _decode_cursor(check, value):
     if not value:
         return None
     try:
-        text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        if not text.startswith("s"):
+        text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("ascii")
+        if not CURSOR.fullmatch(text):
             raise ValueError
         stamp_id = int(text[1:])
-        if not 0 < stamp_id < 2**31:  # the id column's range on every database
+        if not 0 < stamp_id < 2**63:  # the id column's range (BIGINT; SQLite's 64-bit rowid)
             raise ValueError
         return stamp_id
     except (ValueError, UnicodeDecodeError):

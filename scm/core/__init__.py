@@ -29,12 +29,13 @@ def _unread_count():
 
 def init_app(app):
     from scm.core import views  # noqa: F401  (registers routes)
-    from scm.core.cli import mail_cli
+    from scm.core.cli import backup_cli, mail_cli
     from scm.core.formatting import register_filters
     from scm.core.forms import LanguageForm
 
     app.register_blueprint(bp)
     app.cli.add_command(mail_cli)
+    app.cli.add_command(backup_cli)
     from scm.core.tasks import scheduler_cli
 
     app.cli.add_command(scheduler_cli)

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from flask import current_app
-from sqlalchemy import DateTime, Enum, event, select, update
+from sqlalchemy import BigInteger, DateTime, Enum, Integer, event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 
@@ -41,6 +41,13 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=timezone.utc)
+
+
+# The key of a table that grows for years (stamps, quota entries, the audit log, job runs, the outbox):
+# BIGINT on PostgreSQL, where INTEGER ends at 2^31 - 1. SQLite keeps INTEGER: its INTEGER PRIMARY KEY
+# is the 64-bit rowid already, and only a column declared exactly INTEGER is that alias (a BIGINT
+# primary key would lose its autoincrement there).
+BigKey = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def enum_type(enum_cls, length=20):
@@ -144,6 +151,29 @@ def run_once_more_on_conflict(operation):
     except IntegrityError:
         with unit_of_work():
             return operation()
+
+
+def in_batches(statement, key, *conditions, batch=1000) -> int:
+    """Apply ``statement`` (an UPDATE or DELETE) to every row that meets ``conditions``, ``batch`` rows
+    per unit of work, walking the table's integer primary key ``key`` upwards; returns the rows changed.
+
+    A big table is never held in one long transaction (nor, on SQLite, the write lock for long).
+    Each batch is a range of keys with the conditions repeated, so no list of ids is sent.
+    """
+    changed, after = 0, None
+    while True:
+        with unit_of_work():
+            stmt = select(key).where(*conditions).order_by(key).limit(batch)
+            if after is not None:
+                stmt = stmt.where(key > after)
+            ids = db.session.execute(stmt).scalars().all()
+            if ids:
+                changed += db.session.execute(
+                    statement.where(key >= ids[0], key <= ids[-1], *conditions)
+                    .execution_options(synchronize_session=False)).rowcount
+        if len(ids) < batch:
+            return changed
+        after = ids[-1]
 
 
 def next_number(key: str) -> int:

@@ -6,7 +6,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, relationship
 
-from scm.core.database import UTCDateTime, enum_type, utcnow
+from scm.core.database import BigKey, UTCDateTime, enum_type, utcnow
 from scm.core.enums import LabelledEnum
 from scm.extensions import db
 
@@ -74,7 +74,7 @@ class AuditLog(TimestampMixin, db.Model):
     __append_only__ = True
     __table_args__ = (Index("ix_audit_log_object", "object_type", "object_id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     actor_label: Mapped[str] = mapped_column(String(255), nullable=False, default="")
     action: Mapped[str] = mapped_column(String(80), nullable=False, index=True)
@@ -115,7 +115,7 @@ class OutboxEmail(TimestampMixin, db.Model):
 
     __tablename__ = "outbox_emails"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True)
     to_address: Mapped[str] = mapped_column(String(255), nullable=False)
     subject: Mapped[str] = mapped_column(String(255), nullable=False)
     body: Mapped[str] = mapped_column(Text, nullable=False)
@@ -160,7 +160,7 @@ class JobRun(db.Model):
     __tablename__ = "job_runs"
     __table_args__ = (Index("ix_job_runs_name_started", "name", "started_at"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True)
     name: Mapped[str] = mapped_column(String(40), nullable=False)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

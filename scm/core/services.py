@@ -7,7 +7,7 @@ from flask import current_app, g, has_request_context, render_template
 from flask_babel import force_locale
 from sqlalchemy import or_, select, update
 
-from scm.core.database import after_commit, unit_of_work, utcnow
+from scm.core.database import after_commit, in_batches, unit_of_work, utcnow
 from scm.core.formatting import format_day, format_month, format_number, format_rupiah, format_wib
 from scm.core.mail import send_message
 from scm.core.models import AuditLog, Notification, OutboxEmail, OutboxState
@@ -15,6 +15,8 @@ from scm.extensions import db
 
 MAX_MAIL_ATTEMPTS = 10
 STALE_CLAIM = timedelta(minutes=10)
+ERASED_BODY = "[erased after delivery]"  # a one-time password's mail, once delivered
+PRUNED_BODY = "[removed after the retention period]"  # any sent mail, OUTBOX_RETENTION_DAYS later
 
 
 def record_audit(actor, action, obj=None, summary="", *, details=None, ref=None, object_type=None, object_id=None,
@@ -125,9 +127,20 @@ def _claim(message_id, now):
 def _mark_sent(message):
     values = {"state": OutboxState.SENT, "sent_at": utcnow(), "last_error": None}
     if message.sensitive:
-        values["body"] = "[erased after delivery]"
+        values["body"] = ERASED_BODY
     with unit_of_work():
         db.session.execute(update(OutboxEmail).where(OutboxEmail.id == message.id).values(**values))
+
+
+def prune_outbox(before, *, batch=1000) -> int:
+    """Remove the body of every mail sent before ``before``; returns how many were removed.
+
+    The row stays (recipient, subject, state, attempts, times): it is the record that the mail went
+    out. Pending, sending and failed mail keeps its body, however old, so it can still be sent.
+    """
+    return in_batches(update(OutboxEmail).values(body=PRUNED_BODY), OutboxEmail.id,
+                      OutboxEmail.state == OutboxState.SENT, OutboxEmail.sent_at < before,
+                      OutboxEmail.body.not_in((ERASED_BODY, PRUNED_BODY)), batch=batch)
 
 
 def _mark_failed(message, error, permanent=False):

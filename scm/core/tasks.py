@@ -18,15 +18,16 @@ from datetime import timedelta
 
 import click
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from flask import current_app
 from flask.cli import AppGroup
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from scm.core.database import unit_of_work, utcnow
+from scm.core.database import in_batches, unit_of_work, utcnow
 from scm.core.formatting import WIB, format_wib
 from scm.core.logs import log_context
 from scm.core.models import JobLock, JobOutcome, JobRun
@@ -47,6 +48,16 @@ def send_outbox_job():
     return {"sent": sent, "failed": failed}
 
 
+def prune_records_job(now=None):
+    """Daily: delete old job runs and remove the bodies of old sent mail (the audit log is never pruned)."""
+    from scm.core.services import prune_outbox
+
+    now = now or utcnow()
+    config = current_app.config
+    return {"job_runs_deleted": prune_job_runs(now - timedelta(days=config["JOB_RUN_RETENTION_DAYS"])),
+            "mail_bodies_removed": prune_outbox(now - timedelta(days=config["OUTBOX_RETENTION_DAYS"]))}
+
+
 # name -> ("module:function" returning a dict of counts, imported when run; trigger). Each feature
 # registers its own jobs from its ``init_app``, so that core knows no feature.
 JOBS = {}
@@ -58,6 +69,7 @@ def register_job(name, path, trigger):
 
 
 register_job("send-outbox", "scm.core.tasks:send_outbox_job", IntervalTrigger(minutes=1))
+register_job("prune-records", "scm.core.tasks:prune_records_job", CronTrigger(hour=3, minute=30, timezone=WIB))
 
 
 def job_function(name):
@@ -145,6 +157,18 @@ def _finish_run(run_id, outcome, counts=None, error=None):
             .values(finished_at=utcnow(), outcome=outcome, counts=counts or {}, error=error)
             .execution_options(synchronize_session=False)
         )
+
+
+def last_run_ids():
+    """The id of each job's last run that was not skipped (the jobs page shows it)."""
+    return select(func.max(JobRun.id)).where(JobRun.outcome != JobOutcome.SKIPPED).group_by(JobRun.name)
+
+
+def prune_job_runs(before, *, batch=1000) -> int:
+    """Delete the runs started before ``before``; returns how many. A run still running and each
+    job's last run stay (a monthly job keeps its last run however short the retention)."""
+    return in_batches(delete(JobRun), JobRun.id, JobRun.started_at < before, JobRun.outcome != JobOutcome.RUNNING,
+                      JobRun.id.not_in(last_run_ids()), batch=batch)
 
 
 def lease_for(name) -> timedelta:

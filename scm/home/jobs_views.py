@@ -2,13 +2,13 @@
 
 from flask import render_template, request
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from scm.auth.decorators import roles_required
 from scm.auth.models import Role
 from scm.core.database import utcnow
 from scm.core.models import JobLock, JobOutcome, JobRun
-from scm.core.tasks import JOBS, describe_schedule, format_duration
+from scm.core.tasks import JOBS, describe_schedule, format_duration, last_run_ids
 from scm.core.views import paginate
 from scm.extensions import db
 from scm.home import bp
@@ -19,8 +19,7 @@ from scm.home.forms import JobRunFilterForm
 @roles_required(Role.DIST_ADMIN)
 def job_runs():
     """Scheduled jobs: schedule, last run (skipped ones aside), lease, and a filterable history."""
-    latest_ids = select(func.max(JobRun.id)).where(JobRun.outcome != JobOutcome.SKIPPED).group_by(JobRun.name)
-    latest = {run.name: run for run in db.session.execute(select(JobRun).where(JobRun.id.in_(latest_ids))).scalars()}
+    latest = {run.name: run for run in db.session.execute(select(JobRun).where(JobRun.id.in_(last_run_ids()))).scalars()}
     leases = {lock.name: lock for lock in db.session.execute(select(JobLock)).scalars()}
     jobs = [{"name": name, "schedule": describe_schedule(trigger), "run": latest.get(name), "lease": leases.get(name)}
             for name, (_path, trigger) in JOBS.items()]

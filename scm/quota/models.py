@@ -6,7 +6,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from scm.core.database import UTCDateTime, enum_type, utcnow
+from scm.core.database import BigKey, UTCDateTime, enum_type, utcnow
 from scm.core.enums import LabelledEnum
 from scm.core.models import TimestampMixin
 from scm.extensions import db
@@ -59,7 +59,7 @@ class QuotaEntry(TimestampMixin, db.Model):
         Index("ix_quota_entries_wapu_created", "wapu_id", "id"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("quota_accounts.id"), nullable=False)
     wapu_id: Mapped[int] = mapped_column(ForeignKey("wapus.id"), nullable=False)
     kind: Mapped[EntryKind] = mapped_column(enum_type(EntryKind, length=10), nullable=False)

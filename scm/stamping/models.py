@@ -6,7 +6,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from scm.core.database import UTCDateTime, enum_type, utcnow
+from scm.core.database import BigKey, UTCDateTime, enum_type, utcnow
 from scm.core.enums import LabelledEnum
 from scm.extensions import db
 
@@ -55,7 +55,7 @@ class Stamp(db.Model):
         Index("ix_stamps_occurred_id", "occurred_at", "id"),  # the distributor's history
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True)
     serial: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     wapu_id: Mapped[int] = mapped_column(ForeignKey("wapus.id"), nullable=False)
     state: Mapped[StampState] = mapped_column(enum_type(StampState, length=10), nullable=False)

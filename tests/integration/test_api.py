@@ -8,7 +8,7 @@ import threading
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from scm.api.models import ApiToken, hash_token
 from scm.api.services import revoke_token
@@ -449,6 +449,27 @@ def test_an_out_of_range_cursor_is_not_a_server_error(app, wapu, api):
             assert set(check_problem(response, 422, "validation_error")["errors"]) == {"cursor"}
         else:
             assert check_ok(response)["next_cursor"] is None
+
+
+def test_the_cursor_carries_stamp_ids_past_2_31(app, wapu, api):
+    """Stamp keys are BIGINT: a history past 2^31 - 1 stamps pages on; garbage is still a 422."""
+    give_quota(app, wapu["id"], 1)
+    check_ok(api.batch([event("BIG-1")]))
+    with app.app_context(), unit_of_work():  # written straight to the table: the ledger knows only BIG-1
+        first = db.session.execute(select(Stamp).where(Stamp.serial == "BIG-1")).scalar_one()
+        for serial, stamp_id in (("BIG-2", 2**40 + 3), ("BIG-3", 2**40 + 7)):
+            db.session.execute(insert(Stamp).values(
+                id=stamp_id, serial=serial, wapu_id=first.wapu_id, state=first.state, document_type="cek",
+                fingerprint="f" * 64, source="batch", stamped_at=first.stamped_at, occurred_at=first.occurred_at))
+    page = check_ok(api.get("/stamps", limit=1))
+    assert [item["serial"] for item in page["items"]] == ["BIG-3"]
+    assert base64.urlsafe_b64decode(page["next_cursor"] + "==").decode() == f"s{2**40 + 7}"
+    assert _page_through(api, limit=1) == (["BIG-3", "BIG-2", "BIG-1"], 3)
+    assert [i["serial"] for i in check_ok(api.get("/stamps", cursor=_cursor(f"s{2**63 - 1}")))["items"]] == [
+        "BIG-3", "BIG-2", "BIG-1"]
+    for garbage in (f"s{2**63}", "s0", "s007", "s 12", "s+12", "s1_000", "s١٢", f"s{2**40}\n", "s-5"):
+        body = check_problem(api.get("/stamps", cursor=_cursor(garbage)), 422, "validation_error")
+        assert set(body["errors"]) == {"cursor"}, garbage
 
 
 # --------------------------------------------------------------------------- bad input

@@ -1,9 +1,15 @@
-"""The migrations are the schema's truth: an upgraded empty database equals the models."""
+"""The migrations are the schema's truth: an upgraded empty database equals the models; the BIGINT keys
+migrate a database holding data."""
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError
 
+from scm.core.database import unit_of_work
+from scm.core.services import record_audit
 from scm.extensions import db
 
 
@@ -16,3 +22,83 @@ def test_upgrade_on_an_empty_database_gives_exactly_the_models_schema(app):
         tables = set(inspect(conn).get_table_names())
     assert set(db.metadata.tables) <= tables
     assert "alembic_version" in tables
+
+
+BEFORE_BIGINT, BIGINT = "0004_history_audit", "0005_bigint_keys"
+GROWING = ("stamps", "quota_entries", "audit_log", "job_runs", "outbox_emails")
+
+
+def _id_types(conn):
+    """PostgreSQL: {table: (type of its id column, type of the sequence behind it)}."""
+    return {table: (conn.execute(text(
+        "SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = :table AND column_name = 'id'"), {"table": table}).scalar_one(),
+        conn.execute(text("SELECT data_type FROM information_schema.sequences "
+                          "WHERE sequence_schema || '.' || sequence_name = pg_get_serial_sequence(:table, 'id')"),
+                     {"table": table}).scalar_one()) for table in GROWING}
+
+
+def _rows(conn):
+    return {table: conn.execute(text(f"SELECT count(*), coalesce(max(id), 0) FROM {table}")).one() for table in GROWING}
+
+
+def _append_only_holds(conn):
+    """The database itself still refuses to change the audit log and the ledger."""
+    for statement in ("UPDATE audit_log SET summary = 'rewritten'", "DELETE FROM audit_log",
+                      "UPDATE quota_entries SET quantity = quantity + 1", "DELETE FROM quota_entries"):
+        with pytest.raises(DBAPIError, match="append-only"), conn.begin_nested():
+            conn.execute(text(statement))
+
+
+@pytest.mark.timeout(900)
+def test_bigint_keys_migrate_a_database_holding_the_demo_and_the_books_still_balance(empty_app):
+    """0004 + the demo, then 0005: BIGINT keys on PostgreSQL (a documented no-op on SQLite), the data
+    in place, `flask quota verify` clean, the append-only triggers kept; down and up again."""
+    app, runner = empty_app, empty_app.test_cli_runner()
+    postgres = not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    with app.app_context():
+        upgrade(revision=BEFORE_BIGINT)
+    loaded = runner.invoke(args=["demo", "load"])
+    assert loaded.exit_code == 0, loaded.output
+    ran = runner.invoke(args=["scheduler", "run-once", "expire-reservations"])  # a job run too
+    assert ran.exit_code == 0, ran.output
+    with app.app_context():
+        with db.engine.connect() as conn:
+            before = _rows(conn)
+            assert before["stamps"][0] > 20_000 and all(count for count, _ in before.values()), before
+            if postgres:
+                assert set(_id_types(conn).values()) == {("integer", "integer")}
+        upgrade()
+        with db.engine.connect() as conn:
+            assert _rows(conn) == before
+            if postgres:
+                assert set(_id_types(conn).values()) == {("bigint", "bigint")}
+            else:
+                assert {table: [c["type"].__class__.__name__ for c in inspect(conn).get_columns(table)
+                                if c["name"] == "id"] for table in GROWING} == {t: ["INTEGER"] for t in GROWING}
+            _append_only_holds(conn)
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), db.metadata)
+            assert diff == [], diff
+    verify = runner.invoke(args=["quota", "verify"])
+    assert verify.exit_code == 0 and "OK" in verify.output, verify.output
+
+    with app.app_context():
+        downgrade(revision=BEFORE_BIGINT)
+        with db.engine.connect() as conn:
+            assert _rows(conn) == before
+            if postgres:
+                assert set(_id_types(conn).values()) == {("integer", "integer")}
+            _append_only_holds(conn)
+        upgrade()
+        with db.engine.begin() as conn:  # the keys now go past 2^31 - 1
+            if postgres:
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('audit_log', 'id'), {2 ** 40})"))
+            else:
+                conn.execute(text(f"INSERT INTO audit_log (id, actor_label, action, object_type, object_id, summary, "
+                                  f"object_ref, created_at) VALUES ({2 ** 40}, 'system', 'test.jump', '', '', '', '', "
+                                  f"'2026-12-01 00:00:00')"))
+        with unit_of_work():
+            entry = record_audit(None, "test.after_jump", summary="a key past 2^31")
+        assert entry.id == 2**40 + 1
+    verify = runner.invoke(args=["quota", "verify"])
+    assert verify.exit_code == 0, verify.output
