@@ -116,7 +116,7 @@ def mixed_history(app, factory):
             with unit_of_work():
                 commit_stamp(wapu["id"], f"API-{i}")
         with unit_of_work():
-            ingest_events(wapu["id"], None, source="file", events=[
+            ingest_events(wapu["id"], None, source="file", now=datetime(2026, 11, 30, 4, tzinfo=timezone.utc), events=[
                 StampEvent(f"OLD-{day}", "failed", datetime(2026, 11, day, 3, tzinfo=timezone.utc), "akta_notaris")
                 for day in (29, 25, 27)])
             ingest_events(wapu["id"], None, source="file", events=[

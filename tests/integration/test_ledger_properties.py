@@ -542,7 +542,7 @@ def test_ledger_stays_balanced_under_random_operations(app, factory):
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
 
 
-def _batch(wapu_id, events, now=None):
+def _batch(wapu_id, events, now=T0 + timedelta(hours=2)):
     return [r["result"] for r in run_once_more_on_conflict(lambda: ingest_events(wapu_id, None, events=events, now=now))]
 
 
@@ -578,3 +578,4 @@ def test_an_identical_repeat_in_a_batch_shares_the_refusal_of_the_first(app, fac
         results["expired"] = _batch(mine, [late, late], now=T0 + timedelta(hours=1))
         assert results == {"conflict": ["serial_conflict", "serial_conflict"],
                            "expired": ["reservation_released", "reservation_released"]}
+
