@@ -7,20 +7,28 @@ The API tests freeze the services' clock (``NOW``), so that the limits are exact
 not depend on today's date; the web and command-line tests count from the real today.
 """
 
+import csv
+import io
+import re
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from flask_babel import force_locale
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from scm.core.database import unit_of_work
-from scm.core.formatting import WIB
+from scm.auth.models import User
+from scm.core.database import unit_of_work, utcnow
+from scm.core.errors import ServiceError
+from scm.core.formatting import WIB, format_day
+from scm.core.models import AuditLog
+from scm.core.services import audit_text
 from scm.extensions import db
 from scm.registration.models import Contract
 from scm.stamping import services as stamping_services
 from scm.stamping.models import Stamp
 from scm.stamping.services import StampEvent, ingest_events
-from scm.stamping.window import StampWindow
+from scm.stamping.usage_import import UsageFileError, apply_usage_file, check_old_usage_reason, read_usage_file
+from scm.stamping.window import StampWindow, lookback_start
 from tests.integration.api_helpers import Api, assert_ledger_verifies, balances, check_ok, event, give_quota, new_token
 
 NOW = datetime(2026, 11, 15, 10, 0, tzinfo=WIB)  # the frozen clock of the API tests
@@ -167,3 +175,170 @@ def test_the_api_documents_the_window_codes(app, client):
     assert {"limit", "detail"} <= result.keys()
     assert "stamped_at_too_old" in spec["paths"]["/stamps/batch"]["post"]["description"]
 
+
+# --------------------------------------------------------------------------- the usage import
+
+
+HEADER = ["serial", "wapu_code", "stamped_at", "document_type", "status"]
+
+
+def _csv(rows):
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(HEADER)
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def _real_limits():
+    """The look-back's first moment and a day before it, counted from the real now (WIB)."""
+    start = lookback_start(utcnow(), 2)
+    return start, start - timedelta(days=1)
+
+
+def test_import_rows_outside_the_window_are_errors_with_their_row_and_nothing_is_applied(app, wapu):
+    _start_contract_on(app, wapu["id"], date(2026, 7, 15))
+    code = wapu["code"]
+    rows = [["I-OK", code, "2026-11-14T10:00:00+07:00", "cek", "stamped"],
+            ["I-FUTURE", code, "2031-01-01T10:00:00+07:00", "cek", "stamped"],
+            ["I-1999", code, "1999-01-01T10:00:00+07:00", "cek", "failed"],
+            ["I-OLD", code, "2026-08-31T23:59:59+07:00", "cek", "stamped"],
+            ["I-EDGE", code, SEPT_1, "cek", "stamped"]]
+    with app.app_context():
+        with pytest.raises(UsageFileError) as refused:
+            read_usage_file(_csv(rows), "u.csv", now=NOW)
+        errors = {e.row: e for e in refused.value.errors}
+        assert set(errors) == {3, 4, 5} and {e.column for e in errors.values()} == {"stamped_at"}
+        assert errors[5].value == "2026-08-31T23:59:59+07:00"
+        with app.test_request_context():  # Indonesian by default, the limit in the message
+            assert "15 Nov 2026 10.05.00 WIB" in str(errors[3].message)
+            assert "15 Juli 2026" in str(errors[4].message)
+            assert "1 September 2026" in str(errors[5].message)
+        assert db.session.execute(select(func.count()).select_from(Stamp)).scalar() == 0
+        # Deliberately (allow_old) the old row passes; the future and pre-contract ones never do.
+        with pytest.raises(UsageFileError) as still:
+            read_usage_file(_csv(rows), "u.csv", now=NOW, allow_old=True)
+        assert {e.row for e in still.value.errors} == {3, 4}
+        usage = read_usage_file(_csv([rows[0], rows[3], rows[4]]), "u.csv", now=NOW, allow_old=True)
+        assert (usage.rows, usage.old_rows, usage.lookback_start) == (3, 1, datetime(2026, 9, 1, tzinfo=WIB))
+
+
+def _upload(client, data, **fields):
+    return client.post("/usage/import", {"file": (io.BytesIO(data), "pemakaian.csv"), **fields},
+                       content_type="multipart/form-data")
+
+
+def _token(page):
+    return re.search(r'name="token" type="hidden" value="([0-9a-f]{32})"', page).group(1)
+
+
+def test_the_import_page_refuses_old_rows_and_the_admin_imports_them_deliberately_with_a_reason(app, wapu,
+                                                                                                  login_as):
+    start, old = _real_limits()
+    recent = utcnow() - timedelta(hours=1)
+    data = _csv([["W-OLD", wapu["code"], old.isoformat(), "cek", "stamped"],
+                 ["W-NEW", wapu["code"], recent.isoformat(), "cek", "stamped"]])
+    admin = login_as("DIST_ADMIN")
+    form = admin.get("/usage/import").get_data(as_text=True)
+    assert 'name="allow_old"' in form and 'name="reason"' in form
+
+    refused = _upload(admin, data)
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and re.findall(r'data-row="(\d+)"', page) == ["2"]
+    assert "stamped_at" in page
+
+    without_reason = _upload(admin, data, allow_old="y", reason="  ").get_data(as_text=True)
+    assert 'data-field-error="reason"' in without_reason and 'name="token"' not in without_reason
+
+    reason = "Koreksi laporan Agustus yang disepakati dengan WAPU (surat 12/2026)"
+    preview = _upload(admin, data, allow_old="y", reason=reason)
+    page = preview.get_data(as_text=True)
+    assert preview.status_code == 200 and 'data-testid="old-rows"' in page and reason in page
+    result = admin.post("/usage/import/apply", {"token": _token(page), "allow_old": "y", "reason": reason})
+    assert result.status_code == 200
+    assert re.search(r'data-wapu="total">.*?data-result="applied">2<', result.get_data(as_text=True), re.S)
+    assert _stored(app, wapu["id"]) == {"W-OLD", "W-NEW"}
+    with app.app_context():
+        entry = db.session.execute(select(AuditLog).where(AuditLog.action == "usage.import_old")).scalar_one()
+        assert entry.actor_id == db.session.execute(select(User.id).where(User.email == admin.email)).scalar()
+        assert entry.details["note"] == reason and entry.details["old_rows"] == 1
+        assert entry.details["lookback_start"] == start.date().isoformat() and entry.details["applied"] == 2
+        with app.test_request_context(), force_locale("id"):
+            text = audit_text(entry)
+            day = format_day(start.date())
+        assert text == (f"2 baris, 1 di antaranya dari sebelum {day} (lebih lama dari batas mundur), diimpor dengan "
+                        f"sengaja: 2 diterapkan, 0 sudah tercatat: {reason}")
+        assert reason in entry.summary
+    assert_ledger_verifies(app)
+
+
+def test_the_apply_step_refuses_old_rows_without_the_reason(app, wapu, login_as):
+    _, old = _real_limits()
+    data = _csv([["T-OLD", wapu["code"], old.isoformat(), "cek", "stamped"]])
+    admin = login_as("DIST_ADMIN")
+    page = _upload(admin, data, allow_old="y", reason="koreksi").get_data(as_text=True)
+    token = _token(page)
+    refused = admin.post("/usage/import/apply", {"token": token, "reason": "koreksi"})  # the override dropped
+    assert refused.status_code == 422 and re.findall(r'data-row="(\d+)"', refused.get_data(as_text=True)) == ["2"]
+    token = _token(_upload(admin, data, allow_old="y", reason="koreksi").get_data(as_text=True))
+    tampered = admin.post("/usage/import/apply", {"token": token, "allow_old": "y", "reason": ""})
+    assert tampered.status_code == 302
+    assert _stored(app, wapu["id"]) == set()
+    with app.app_context():
+        assert db.session.execute(select(func.count()).select_from(AuditLog)
+                                  .where(AuditLog.action.like("usage.import%"))).scalar() == 0
+
+
+def test_only_the_distributor_admin_may_import_old_stamps(app, wapu, factory, login_as):
+    _, old = _real_limits()
+    data = _csv([["X-OLD", wapu["code"], old.isoformat(), "cek", "stamped"]])
+    for role in ("DIST_SPV", "DIST_FIN"):
+        client = login_as(role)
+        assert _upload(client, data, allow_old="y", reason="koreksi").status_code == 403
+        assert client.post("/usage/import/apply", {"token": "0" * 32, "allow_old": "y",
+                                                   "reason": "koreksi"}).status_code == 403
+    spv_email = factory.user("DIST_SPV")
+    with app.app_context():
+        spv = db.session.execute(select(User).where(User.email == spv_email)).scalar_one()
+        with pytest.raises(ServiceError) as forbidden:
+            check_old_usage_reason(spv, "koreksi")
+        assert forbidden.value.code == "forbidden"
+        usage = read_usage_file(data, "u.csv", allow_old=True)
+        with pytest.raises(ServiceError) as refused, unit_of_work():
+            apply_usage_file(usage, spv, reason="koreksi")
+        assert refused.value.code == "forbidden"
+        with pytest.raises(ServiceError) as no_reason, unit_of_work():
+            apply_usage_file(usage, None, reason=" ")
+        assert no_reason.value.code == "reason_required"
+    assert _stored(app, wapu["id"]) == set()
+
+
+def test_the_command_imports_old_stamps_only_with_allow_old_and_a_reason(app, wapu, tmp_path):
+    _, old = _real_limits()
+    future = utcnow() + timedelta(days=1)
+    path = tmp_path / "old.csv"
+    path.write_bytes(_csv([["Y-OLD", wapu["code"], old.isoformat(), "cek", "stamped"]]))
+    runner = app.test_cli_runner()
+    plain = runner.invoke(args=["usage", "import", str(path)])
+    assert plain.exit_code == 1 and "row 2: stamped_at" in plain.output, plain.output
+    no_reason = runner.invoke(args=["usage", "import", str(path), "--allow-old"])
+    assert no_reason.exit_code == 2 and "--allow-old" in no_reason.output
+    stray = runner.invoke(args=["usage", "import", str(path), "--reason", "koreksi"])
+    assert stray.exit_code == 2
+    done = runner.invoke(args=["usage", "import", str(path), "--allow-old", "--reason", "koreksi Agustus"])
+    assert done.exit_code == 0 and "applied 1" in done.output and "1 rows older" in done.output, done.output
+    with app.app_context():
+        entry = db.session.execute(select(AuditLog).where(AuditLog.action == "usage.import_old")).scalar_one()
+        assert entry.actor_label == "flask usage import" and entry.details["note"] == "koreksi Agustus"
+    path.write_bytes(_csv([["Y-FUTURE", wapu["code"], future.isoformat(), "cek", "stamped"]]))
+    never = runner.invoke(args=["usage", "import", str(path), "--allow-old", "--reason", "koreksi"])
+    assert never.exit_code == 1 and "row 2: stamped_at" in never.output
+    assert _stored(app, wapu["id"]) == {"Y-OLD"}
+    assert_ledger_verifies(app)
+
+
+def test_the_import_page_states_the_window(app, login_as):
+    start, _ = _real_limits()
+    page = login_as("DIST_ADMIN").get("/usage/import").get_data(as_text=True)
+    with app.test_request_context(), force_locale("id"):
+        assert format_day(start.date()) in page
