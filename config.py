@@ -108,6 +108,11 @@ class Config:
 
     # Stamping: a reservation not committed within this time is released by the scheduler.
     RESERVATION_MINUTES = _env_int("SCM_RESERVATION_MINUTES", 15)
+    # The stamp time window: a reported stamp time may be at most this many minutes in the future,
+    # and not before the first day of the (WIB) month this many months back (2: in November, from
+    # 1 September 00:00 WIB on). Older stamps only by the distributor admin's deliberate import.
+    STAMP_MAX_FUTURE_MINUTES = _env_int("SCM_STAMP_MAX_FUTURE_MINUTES", 5)
+    STAMP_LOOKBACK_MONTHS = _env_int("SCM_STAMP_LOOKBACK_MONTHS", 2)
     API_MAX_BODY_BYTES = _env_int("SCM_API_MAX_BODY_BYTES", 1024 * 1024)
     API_MAX_BATCH = 1000
     DOCUMENT_TYPES = tuple(

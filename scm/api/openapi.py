@@ -2,6 +2,8 @@
 
 from flask import current_app
 
+from scm.stamping.window import WINDOW_CODES
+
 
 def _problem(description):
     return {"description": description,
@@ -114,7 +116,14 @@ def openapi_document():
                 "operationId": "reportBatch", "summary": "Report up to 1,000 stamps after the fact",
                 "description": ("Each event is applied once: `stamped` consumes one e-Meterai, `failed` consumes "
                                 "nothing. Retrying the whole batch is safe (`duplicate`). Stamps already made are "
-                                "recorded even when the WAPU has since been suspended: they are billed."),
+                                "recorded even when the WAPU has since been suspended: they are billed. A new "
+                                "event's `stamped_at` must lie in the stamp time window, else that event (only) is "
+                                "refused with `limit` (the limit it crossed, ISO 8601) and `detail`: "
+                                "`stamped_at_in_future` (more than a few minutes after now, "
+                                "`SCM_STAMP_MAX_FUTURE_MINUTES`), `stamped_at_before_contract` (before the WAPU's "
+                                "first contract started; `limit` null when it has none) or `stamped_at_too_old` "
+                                "(before the first day of the month `SCM_STAMP_LOOKBACK_MONTHS` months back, WIB; "
+                                "only the distributor admin can still import those, from a usage file)."),
                 "requestBody": {"required": True, "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/BatchRequest"}}}},
                 "responses": {"200": _json("One result per event, in order", "#/components/schemas/BatchResult"),
@@ -153,7 +162,11 @@ def openapi_document():
                         "serial": {"type": "string"},
                         "result": {"type": "string", "enum": ["applied", "duplicate", "committed", "released",
                                                               "serial_conflict", "insufficient_quota",
-                                                              "reservation_released"]}}}},
+                                                              "reservation_released", *WINDOW_CODES]},
+                        "limit": {"type": ["string", "null"], "format": "date-time",
+                                  "description": "For a stamped_at_* refusal: the limit crossed."},
+                        "detail": {"type": "string",
+                                   "description": "For a stamped_at_* refusal: why, with the limit."}}}},
                     "counts": {"type": "object", "additionalProperties": {"type": "integer"}}}},
                 "Stamp": {"type": "object", "required": ["serial", "state", "document_type"], "properties": {
                     "serial": {"type": "string"},

@@ -24,6 +24,7 @@ from scm.quota.models import EntryKind, QuotaAccount
 from scm.quota.services import InsufficientQuota, consume_quota_bulk, move_quota
 from scm.registration.models import Contract, Wapu, WapuStatus
 from scm.stamping.models import Stamp, StampState
+from scm.stamping.window import WINDOW_CODES, stamp_window
 
 RESERVE = {"available": -1, "reserved": 1}
 COMMIT = {"reserved": -1, "consumed": 1}
@@ -211,14 +212,20 @@ class StampEvent:
                            self.document_type, self.document_number, self.document_date)
 
 
-def ingest_events(wapu_id, token_id, *, events, source="batch", now=None):
+def ingest_events(wapu_id, token_id, *, events, source="batch", now=None, allow_old=False):
     """Apply a batch of stamp events for one WAPU; returns one result dict per event, in order.
 
     Results: ``applied`` (new), ``duplicate`` (already applied: retries are safe), ``committed``
-    (a reservation made by the API, now stamped), ``serial_conflict``, ``insufficient_quota``.
+    (a reservation made by the API, now stamped), ``serial_conflict``, ``insufficient_quota``, and
+    for a new event whose ``stamped_at`` lies outside the WAPU's stamp time window
+    (``scm.stamping.window``) ``stamped_at_in_future``, ``stamped_at_before_contract`` or
+    ``stamped_at_too_old``, with the ``limit`` crossed and a ``detail``. ``allow_old`` (the
+    distributor admin's deliberate import) lifts only the look-back. An event already recorded
+    answers as before, whatever its time: a retry stays a ``duplicate``.
     New stamped events are consumed in bulk, in the order given, while quota lasts.
     """
     now = now or utcnow()
+    window = stamp_window(wapu_id, now=now, allow_old=allow_old)
     serials = [e.serial for e in events]
     existing = {
         row.serial: row for row in db.session.execute(
@@ -242,7 +249,11 @@ def ingest_events(wapu_id, token_id, *, events, source="batch", now=None):
             continue
         first_seen[event.serial] = (fp, index)
         if previous is None:
-            (fresh_stamped if event.status == "stamped" else fresh_failed).append((index, event, fp))
+            refusal = window.refusal(event.stamped_at)
+            if refusal is not None:
+                results[index] = refusal.result(event.serial)
+            else:
+                (fresh_stamped if event.status == "stamped" else fresh_failed).append((index, event, fp))
         elif previous.wapu_id != wapu_id:
             results[index] = {"serial": event.serial, "result": "serial_conflict"}
         elif previous.fingerprint == fp or _settled_as(previous, event.status):
@@ -275,12 +286,13 @@ def ingest_events(wapu_id, token_id, *, events, source="batch", now=None):
         for index, event, _ in fresh_failed:
             results[index] = {"serial": event.serial, "result": "applied"}
     for index, first_index in repeats:  # a repeat shares the fate of its first: refused, or applied once
-        first = results[first_index]["result"]
-        results[index] = {"serial": events[index].serial, "result": first if first in REFUSALS else "duplicate"}
+        first = results[first_index]
+        results[index] = dict(first) if first["result"] in REFUSALS else {"serial": events[index].serial,
+                                                                          "result": "duplicate"}
     return results
 
 
-REFUSALS = {"insufficient_quota", "serial_conflict", "reservation_released"}
+REFUSALS = {"insufficient_quota", "serial_conflict", "reservation_released", *WINDOW_CODES}
 
 
 def _settled_as(previous, status):

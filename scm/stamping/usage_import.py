@@ -4,6 +4,10 @@ Every row is checked before anything changes: a file with any bad row is refused
 every error and its spreadsheet row number (the header is row 1). A valid file is previewed,
 held under a random token, then applied in one unit of work through ``ingest_events``, so
 importing the same file again changes nothing (each stamp is then a ``duplicate``).
+
+Each row's ``stamped_at`` must lie in its WAPU's stamp time window (``scm.stamping.window``).
+Rows older than the look-back are accepted only when the file is read with ``allow_old`` (the
+distributor admin, deliberately) and applied with a reason, which the audit entry keeps.
 """
 
 import csv
@@ -18,17 +22,19 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from scm.auth.models import Role
+from scm.core.database import utcnow
 from scm.core.errors import ServiceError
 from scm.core.formatting import WIB, format_number
 from scm.core.services import record_audit, register_audit_action
 from scm.core.xlsx import TooManyRows, UnsafeWorkbook, xlsx_rows
 from scm.extensions import db
 from scm.quota.models import QuotaAccount
-from scm.registration.models import Wapu
+from scm.registration.models import Contract, Wapu
 from scm.registration.validators import clean_npwp
 from scm.stamping.models import Stamp
 from scm.stamping.parsing import SERIAL, parse_timestamp
 from scm.stamping.services import StampEvent, ingest_events
+from scm.stamping.window import BEFORE_CONTRACT, IN_FUTURE, TOO_OLD, StampWindow, lookback_start
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
@@ -46,12 +52,19 @@ RESULTS = {
     "reservation_released": _l("reservation had expired"),
     "serial_conflict": _l("serial used with other content"),
     "insufficient_quota": _l("not enough quota"),
+    IN_FUTURE: _l("stamp time in the future"),
+    BEFORE_CONTRACT: _l("stamp time before the first contract"),
+    TOO_OLD: _l("stamp time older than the look-back"),
 }
+REASON_MAX = 500
 
 register_audit_action("usage.import", _l("Usage file imported"), _l(
     "%(rows)s rows: %(applied)s applied, %(duplicate)s already recorded, %(committed)s reservations stamped, "
     "%(released)s refunded; refused: %(insufficient_quota)s for lack of quota, %(serial_conflict)s serial conflicts, "
     "%(reservation_released)s expired reservations"))
+register_audit_action("usage.import_old", _l("Usage file imported with stamps older than the look-back"), _l(
+    "%(rows)s rows, %(old_rows)s of them from before %(lookback_start)s (older than the look-back), imported "
+    "deliberately: %(applied)s applied, %(duplicate)s already recorded"), lookback_start="day")
 
 @dataclass
 class RowError:
@@ -85,7 +98,11 @@ class UsageFile:
     sha256: str
     rows: int
     events: dict = field(default_factory=dict)  # wapu_id -> [StampEvent], in file order
-    wapus: dict = field(default_factory=dict)  # wapu_id -> (id, code, name, npwp) row
+    wapus: dict = field(default_factory=dict)  # wapu_id -> (id, code, name, npwp, first_contract_day) row
+    now: datetime | None = None  # the moment the stamp times were checked against
+    allow_old: bool = False  # rows older than the look-back were accepted (the admin's deliberate import)
+    old_rows: int = 0  # how many rows are older than the look-back
+    lookback_start: datetime | None = None  # 00:00 WIB of the first day within the look-back
 
     def preview(self):
         """Per WAPU: stamped and failed events, how many serials are already recorded, quota available."""
@@ -140,16 +157,22 @@ class ImportResult:
 # ------------------------------------------------------------------------------------------ reading
 
 
-def read_usage_file(data: bytes, name: str = "") -> UsageFile:
-    """Parse and check every row of a CSV or XLSX usage report; raises UsageFileError listing every problem."""
+def read_usage_file(data: bytes, name: str = "", *, now=None, allow_old=False) -> UsageFile:
+    """Parse and check every row of a CSV or XLSX usage report; raises UsageFileError listing every problem.
+
+    Stamp times are checked against each WAPU's window at ``now``; ``allow_old`` accepts rows older
+    than the look-back (never rows in the future or before the WAPU's first contract).
+    """
+    now = now or utcnow()
     if not data:
         raise _refuse(_l("The file is empty."))
     if len(data) > MAX_BYTES:
         raise _refuse(_l("The file is larger than %(mb)d MB.", mb=MAX_BYTES // (1024 * 1024)))
     rows = _xlsx_rows(data) if data.startswith(XLSX_MAGIC) else _csv_rows(data)
     columns = _columns(next(rows, (1, None))[1])
-    usage = UsageFile(name=name, sha256=hashlib.sha256(data).hexdigest(), rows=0)
-    checker = _RowChecker()
+    usage = UsageFile(name=name, sha256=hashlib.sha256(data).hexdigest(), rows=0, now=now, allow_old=allow_old,
+                      lookback_start=lookback_start(now, current_app.config["STAMP_LOOKBACK_MONTHS"]))
+    checker = _RowChecker(now, allow_old)
     events, seen = defaultdict(list), {}
     for number, cells in rows:
         if number > MAX_ROWS + 1:  # every row counts, empty ones too: a file of empty rows must not run on
@@ -175,6 +198,7 @@ def read_usage_file(data: bytes, name: str = "") -> UsageFile:
     if not usage.rows:
         raise _refuse(_l("The file has a header row but no data rows."))
     usage.events = dict(events)
+    usage.old_rows = checker.old_rows
     return usage
 
 
@@ -243,10 +267,14 @@ def _text(value) -> str:
 
 
 class _RowChecker:
-    """Checks rows against the WAPUs (loaded once) and the document types; collects every error."""
+    """Checks rows against the WAPUs (loaded once, with the start of their first contract), their
+    stamp time windows and the document types; collects every error."""
 
-    def __init__(self):
-        wapus = db.session.execute(select(Wapu.id, Wapu.code, Wapu.name, Wapu.npwp)).all()
+    def __init__(self, now, allow_old):
+        first_day = (select(func.min(Contract.start_date)).where(Contract.wapu_id == Wapu.id)
+                     .correlate(Wapu).scalar_subquery())
+        wapus = db.session.execute(
+            select(Wapu.id, Wapu.code, Wapu.name, Wapu.npwp, first_day.label("first_contract_day"))).all()
         self.by_code = {w.code.upper(): w for w in wapus}
         self.by_npwp = {}
         for w in wapus:  # a 15-digit NPWP is also written as 16 digits with a leading zero
@@ -254,6 +282,12 @@ class _RowChecker:
         self.npwps = {}
         self.types = current_app.config["DOCUMENT_TYPES"]
         self.errors = []
+        self.now, self.allow_old, self.windows, self.old_rows = now, allow_old, {}, 0
+
+    def window(self, wapu):
+        if wapu.id not in self.windows:
+            self.windows[wapu.id] = StampWindow.build(wapu.first_contract_day, now=self.now, allow_old=self.allow_old)
+        return self.windows[wapu.id]
 
     def check(self, number, record):
         """``(wapu, StampEvent)`` for a valid row, else None with its errors recorded."""
@@ -270,6 +304,10 @@ class _RowChecker:
         moment = _moment(raw_moment)
         if moment is None:
             bad("stamped_at", _l("A date-time with an offset, e.g. 2026-11-23T09:30:00+07:00."), raw_moment)
+        elif wapu is not None:
+            refusal = self.window(wapu).refusal(moment)
+            if refusal is not None:
+                bad("stamped_at", refusal.message, raw_moment)
         document_type = _text(record["document_type"]).lower()
         if document_type not in self.types:
             bad("document_type", _l("Unknown document type; one of: %(types)s.", types=", ".join(self.types)),
@@ -282,6 +320,7 @@ class _RowChecker:
             bad("document_number", _l("At most %(n)d characters.", n=100), number_text)
         if len(self.errors) > errors:
             return None
+        self.old_rows += self.window(wapu).is_old(moment)
         return wapu, StampEvent(serial, status, moment, document_type, number_text)
 
     def _wapu(self, record, bad):
@@ -320,24 +359,49 @@ def _moment(value):
 # ------------------------------------------------------------------------------------------ applying
 
 
-def apply_usage_file(usage: UsageFile, actor) -> ImportResult:
+def check_old_usage_reason(actor, reason) -> str:
+    """The reason for importing stamps older than the look-back, stripped; refuses another actor than the
+    distributor admin (or the operator's command line, None) and an empty or too long reason."""
+    if actor is not None and actor.role != Role.DIST_ADMIN:
+        raise ServiceError(_l("Only the distributor administrator may import stamps older than the look-back."),
+                           code="forbidden")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ServiceError(_l("Give the reason for importing stamps older than the look-back."),
+                           code="reason_required")
+    if len(reason) > REASON_MAX:
+        raise ServiceError(_l("At most %(n)d characters.", n=REASON_MAX), code="reason_too_long")
+    return reason
+
+
+def apply_usage_file(usage: UsageFile, actor, *, reason=None) -> ImportResult:
     """Apply a checked file in the caller's unit of work: ``ingest_events`` per WAPU, one audit row.
 
-    ``actor`` is the distributor admin, or None for the operator's command line.
+    ``actor`` is the distributor admin, or None for the operator's command line. A file read with
+    ``allow_old`` needs a ``reason``: its audit entry (``usage.import_old``) keeps it.
+    The stamp times are checked again against the window of the moment the file was read.
     """
     if actor is not None and actor.role != Role.DIST_ADMIN:
         raise ServiceError(_l("Only the distributor administrator may import usage files."), code="forbidden")
+    if usage.allow_old:
+        reason = check_old_usage_reason(actor, reason)
     per_wapu = {}
     for wapu_id, events in usage.events.items():
         counts = Counter()
         for start in range(0, len(events), CHUNK):
             counts.update(r["result"] for r in ingest_events(wapu_id, None, events=events[start:start + CHUNK],
-                                                             source="file"))
+                                                             source="file", now=usage.now, allow_old=usage.allow_old))
         per_wapu[wapu_id] = counts
     total = sum(per_wapu.values(), Counter())
     summary = ", ".join(f"{key} {value}" for key, value in sorted(total.items()))
-    record_audit(actor, "usage.import", summary=f"{usage.name or 'file'}: {usage.rows} rows; {summary}",
+    details = {"rows": usage.rows, **{key: total[key] for key in RESULTS}}
+    action = "usage.import"
+    if usage.allow_old:
+        action = "usage.import_old"
+        details.update(old_rows=usage.old_rows, lookback_start=usage.lookback_start.date().isoformat(), note=reason)
+        summary += f"; {usage.old_rows} rows older than the look-back (before {usage.lookback_start:%Y-%m-%d}), " \
+                   f"imported deliberately: {reason}"
+    record_audit(actor, action, summary=f"{usage.name or 'file'}: {usage.rows} rows; {summary}",
                  object_type="UsageFile", object_id=usage.sha256[:40], ref=usage.name or usage.sha256[:12],
-                 actor_label=None if actor else "flask usage import",
-                 details={"rows": usage.rows, **{key: total[key] for key in RESULTS}})
+                 actor_label=None if actor else "flask usage import", details=details)
     return ImportResult(per_wapu, total)

@@ -14,7 +14,8 @@ from sqlalchemy.orm import joinedload
 from scm.auth.decorators import roles_required
 from scm.auth.models import Role
 from scm.auth.scoping import get_scoped_or_404, scope_query
-from scm.core.database import run_once_more_on_conflict
+from scm.core.database import run_once_more_on_conflict, utcnow
+from scm.core.errors import ServiceError
 from scm.core.formatting import WIB
 from scm.core.uploads import Upload, hold_upload, release_held_upload, take_held_upload
 from scm.core.views import within_wib_days
@@ -26,6 +27,7 @@ from scm.stamping.exports import write_stamps_xlsx
 from scm.stamping.forms import UsageApplyForm, UsageFilterForm, UsageImportForm
 from scm.stamping.models import Stamp, StampState, document_type_label
 from scm.stamping.usage_import import MAX_BYTES, MAX_ROWS, UsageFileError, apply_usage_file, read_usage_file
+from scm.stamping.window import lookback_start
 
 PAGE = 50
 EXPORT_HEADERS = (_l("Serial"), "WAPU", _l("State"), _l("Document type"), _l("Document number"), _l("Document date"),
@@ -141,14 +143,17 @@ def import_usage():
     if form.validate_on_submit():
         data = form.file.data.stream.read(MAX_BYTES + 1)
         name = os.path.basename(form.file.data.filename or "")[:200]
+        allow_old = bool(form.allow_old.data)
         try:
-            usage = read_usage_file(data, name)
+            usage = read_usage_file(data, name, allow_old=allow_old)
         except UsageFileError as error:
             return _upload_page(form, error)
         rows = usage.preview()
+        apply_form = UsageApplyForm(token=hold_upload(Upload(data, name), HELD_KIND), allow_old=allow_old,
+                                    reason=form.reason.data.strip() if allow_old else "")
         return render_template("stamping/usage_import_preview.html", usage=usage, rows=rows,
                                late_usage=any(invoiced for r in rows for _month, _count, invoiced in r["months"]),
-                               form=UsageApplyForm(token=hold_upload(Upload(data, name), HELD_KIND)))
+                               form=apply_form)
     return _upload_page(form)
 
 
@@ -162,10 +167,13 @@ def apply_usage_import():
         flash(_("The uploaded file is no longer available; upload it again."), "warning")
         return redirect(url_for("stamping.import_usage"))
     try:
-        usage = read_usage_file(held.data, held.original_name)
-        result = run_once_more_on_conflict(lambda: apply_usage_file(usage, current_user))
+        usage = read_usage_file(held.data, held.original_name, allow_old=bool(form.allow_old.data))
+        result = run_once_more_on_conflict(lambda: apply_usage_file(usage, current_user, reason=form.reason.data))
     except UsageFileError as error:
         return _upload_page(UsageImportForm(), error)
+    except ServiceError as error:
+        flash(error.message, "danger")
+        return redirect(url_for("stamping.import_usage"))
     finally:
         release_held_upload(form.token.data, HELD_KIND)
     return render_template("stamping/usage_import_preview.html", usage=usage, result=result)
@@ -173,4 +181,6 @@ def apply_usage_import():
 
 def _upload_page(form, error=None):
     return render_template("stamping/usage_import.html", form=form, error=error, max_rows=MAX_ROWS,
-                           max_mb=MAX_BYTES // (1024 * 1024)), 422 if error else 200
+                           max_mb=MAX_BYTES // (1024 * 1024),
+                           lookback_start=lookback_start(utcnow(), current_app.config["STAMP_LOOKBACK_MONTHS"]),
+                           ), 422 if error else 200

@@ -44,7 +44,7 @@ def test_history_reads_newest_first_with_document_type_names(app, new_page, fact
         with unit_of_work():
             commit_stamp(wapu["id"], "TODAY-1")
         with unit_of_work():  # imported after today's stamp, for earlier days
-            ingest_events(wapu["id"], None, source="file", events=[
+            ingest_events(wapu["id"], None, source="file", now=datetime(2026, 11, 30, 4, tzinfo=timezone.utc), events=[
                 StampEvent(f"OLD-{day}", "failed", datetime(2026, 11, day, 3, tzinfo=timezone.utc), "akta_notaris")
                 for day in (29, 25, 27)])
     fin = new_page()

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy import func, select
@@ -13,6 +14,7 @@ from werkzeug.serving import make_server
 
 from scm.api.services import create_token
 from scm.core.database import unit_of_work
+from scm.core.formatting import WIB
 from scm.extensions import db
 from scm.quota.models import EntryKind, QuotaAccount, QuotaEntry
 from scm.quota.services import issue_quota
@@ -20,7 +22,8 @@ from scm.stamping.models import Stamp
 from tests.fixtures import free_port
 
 PROBLEM = "application/problem+json"
-STAMPED_AT = "2026-11-23T09:30:00+07:00"
+# Yesterday 09:30 WIB: in the stamp time window (not in the future, within the look-back) whatever today is.
+STAMPED_AT = f"{datetime.now(WIB).date() - timedelta(days=1)}T09:30:00+07:00"
 BALANCE_KEYS = ("available", "reserved", "consumed", "issued")
 
 

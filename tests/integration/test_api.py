@@ -19,6 +19,7 @@ from scm.registration.models import Contract, Wapu, WapuStatus
 from scm.stamping.models import Stamp
 from scm.stamping.services import expire_reservations
 from tests.integration.api_helpers import (
+    STAMPED_AT,
     Api,
     HttpApi,
     assert_ledger_verifies,
@@ -326,7 +327,7 @@ def test_a_batch_consumes_stamped_events_only_and_a_retry_changes_nothing(app, w
     assert balances(app, wapu["id"]) == _bal(7, 0, 3)
     assert entry_counts(app, wapu["id"]) == {"issue": 1, "consume": 3}
     stamp = stamp_row(app, "B-0")
-    assert (stamp.source, stamp.stamped_at) == ("batch", datetime(2026, 11, 23, 2, 30, tzinfo=timezone.utc))
+    assert (stamp.source, stamp.stamped_at) == ("batch", datetime.fromisoformat(STAMPED_AT))
 
 
 def test_stamped_events_beyond_the_quota_are_refused_in_order(app, wapu, api):
@@ -401,7 +402,7 @@ def _page_through(api, **query):
 
 def test_history_pages_with_a_keyset_cursor(app, wapu, api):
     give_quota(app, wapu["id"], 30)
-    base = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    base = datetime.combine(today_wib() - timedelta(days=2), datetime.min.time(), timezone.utc)  # in the window
     events = [event(f"H-{i:02d}", stamped_at=(base + timedelta(hours=i)).isoformat()) for i in range(22)]
     events += [event(f"HF-{i}", status="failed", stamped_at=base.isoformat()) for i in range(3)]
     check_ok(api.batch(events))
@@ -417,7 +418,8 @@ def test_history_pages_with_a_keyset_cursor(app, wapu, api):
     assert _page_through(api, state="failed", limit=2)[0] == ["HF-2", "HF-1", "HF-0"]
     assert _page_through(api, state="reserved")[0] == ["H-API"]
     assert len(_page_through(api, state="stamped", limit=7)[0]) == 22
-    window = {"from": (base + timedelta(hours=5)).isoformat(), "to": "2026-11-01T17:00:00+07:00"}  # 5h..10h UTC
+    window = {"from": (base + timedelta(hours=5)).isoformat(),
+              "to": (base + timedelta(hours=10)).astimezone(timezone(timedelta(hours=7))).isoformat()}  # 5h..10h UTC
     assert _page_through(api, state="stamped", limit=2, **window)[0] == [f"H-{i:02d}" for i in range(9, 4, -1)]
     item = check_ok(api.get("/stamps", limit=1))["items"][0]
     assert item["serial"] == "H-API" and item["state"] == "reserved" and item["expires_at"]

@@ -116,7 +116,7 @@ def mixed_history(app, factory):
             with unit_of_work():
                 commit_stamp(wapu["id"], f"API-{i}")
         with unit_of_work():
-            ingest_events(wapu["id"], None, source="file", events=[
+            ingest_events(wapu["id"], None, source="file", now=datetime(2026, 11, 30, 4, tzinfo=timezone.utc), events=[
                 StampEvent(f"OLD-{day}", "failed", datetime(2026, 11, day, 3, tzinfo=timezone.utc), "akta_notaris")
                 for day in (29, 25, 27)])
             ingest_events(wapu["id"], None, source="file", events=[
@@ -313,31 +313,42 @@ def test_movements_group_reported_stamps_and_show_signs_and_the_balance(app, mix
 
 
 def test_the_import_preview_shows_the_months_and_warns_about_invoiced_ones(app, factory, login_as):
-    from datetime import date
+    """Stamps of two months ago (invoiced) and of last month: both within the look-back of two
+    months, whatever today is (the months are counted back from today, WIB)."""
+    from datetime import date, timedelta
+
+    from flask_babel import force_locale
 
     from scm.auth.services import find_active_user
     from scm.billing import services
+    from scm.core.formatting import format_month, today_wib
     from tests.fixtures.factories import insert_stamps
 
+    def months_back(n):
+        index = today_wib().year * 12 + today_wib().month - 1 - n
+        return date(index // 12, index % 12 + 1, 1)
+
+    invoiced, open_month = months_back(2), months_back(1)
     wapu = factory.wapu(1050)
     fin = factory.user("DIST_FIN")
     with app.app_context():
         with unit_of_work():
             issue_quota(wapu["id"], quantity=100, key="po-m1", reference="PO/M/1")
-        insert_stamps(wapu["id"], [datetime(2026, 9, 10, 3, tzinfo=timezone.utc)] * 2)
+        insert_stamps(wapu["id"], [datetime(invoiced.year, invoiced.month, 10, 3, tzinfo=timezone.utc)] * 2)
         with unit_of_work():
-            services.run_billing(date(2026, 9, 1), None, source="cli", today=date(2026, 10, 2))
+            services.run_billing(invoiced, None, source="cli", today=open_month + timedelta(days=1))
         with unit_of_work():
-            services.issue_drafts(date(2026, 9, 1), find_active_user(fin), today=date(2026, 10, 2))
+            services.issue_drafts(invoiced, find_active_user(fin), today=open_month + timedelta(days=1))
     rows = ["serial,wapu_code,stamped_at,document_type,status"]
-    rows += [f"S9-{i},{wapu['code']},2026-09-2{i}T10:00:00+07:00,cek,stamped" for i in range(3)]
-    rows += [f"S10-{i},{wapu['code']},2026-10-0{i + 1}T10:00:00+07:00,cek,stamped" for i in range(2)]
+    rows += [f"S9-{i},{wapu['code']},{invoiced:%Y-%m}-2{i}T10:00:00+07:00,cek,stamped" for i in range(3)]
+    rows += [f"S10-{i},{wapu['code']},{open_month:%Y-%m}-0{i + 1}T10:00:00+07:00,cek,stamped" for i in range(2)]
     admin = login_as("DIST_ADMIN")
     page = admin.post("/usage/import", {"file": (io.BytesIO("\n".join(rows).encode()), "pemakaian.csv")},
                       content_type="multipart/form-data").get_data(as_text=True)
     months = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.search(r'data-testid="months">(.*?)</td>', page, re.S).group(1)))
-    assert "September 2026: 3" in months and "Oktober 2026: 2" in months
-    assert re.findall(r'data-invoiced="([\d-]+)"', page) == ["2026-09"]
+    with app.test_request_context(), force_locale("id"):
+        assert f"{format_month(invoiced)}: 3" in months and f"{format_month(open_month)}: 2" in months
+    assert re.findall(r'data-invoiced="([\d-]+)"', page) == [f"{invoiced:%Y-%m}"]
     assert 'data-testid="late-usage-warning"' in page
 
 

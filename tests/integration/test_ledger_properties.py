@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -51,6 +51,7 @@ from scm.stamping.services import (
     release_stamp,
     reserve_stamp,
 )
+from scm.stamping.usage_import import UsageFileError, read_usage_file
 
 SERIALS = 12  # a small pool, so that retries and conflicts happen often
 ISSUE_KEYS = 4
@@ -542,7 +543,7 @@ def test_ledger_stays_balanced_under_random_operations(app, factory):
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
 
 
-def _batch(wapu_id, events, now=None):
+def _batch(wapu_id, events, now=T0 + timedelta(hours=2)):
     return [r["result"] for r in run_once_more_on_conflict(lambda: ingest_events(wapu_id, None, events=events, now=now))]
 
 
@@ -578,3 +579,87 @@ def test_an_identical_repeat_in_a_batch_shares_the_refusal_of_the_first(app, fac
         results["expired"] = _batch(mine, [late, late], now=T0 + timedelta(hours=1))
         assert results == {"conflict": ["serial_conflict", "serial_conflict"],
                            "expired": ["reservation_released", "reservation_released"]}
+
+
+# --------------------------------------------------------------------------- the stamp time window (#15, finding 9)
+
+JAKARTA = timezone(timedelta(hours=7))  # WIB: UTC+7 all year since 1964
+OFFSETS = [timezone(timedelta(minutes=m)) for m in (0, 420, -300, 840, -720, 345, 390)]
+_window_examples = itertools.count(1)
+
+
+def _expected_window(now, months, future, allow_old):
+    """The accepted times, worked out here by hand: ``(earliest, latest, contract start, look-back start)``.
+    The factories' contracts start on 1 January 2026; the look-back starts on the first day of the WIB
+    month ``months`` before the month of ``now``."""
+    local = now.astimezone(JAKARTA)
+    year, month = local.year, local.month
+    for _ in range(months):
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    contract, lookback = datetime(2026, 1, 1, tzinfo=JAKARTA), datetime(year, month, 1, tzinfo=JAKARTA)
+    return (contract if allow_old else max(contract, lookback)), now + timedelta(minutes=future), contract, lookback
+
+
+def _expected_refusal(moment, latest, contract):
+    if moment > latest:
+        return "stamped_at_in_future"
+    return "stamped_at_before_contract" if moment < contract else "stamped_at_too_old"
+
+
+@pytest.mark.timeout(900)
+def test_no_accepted_stamp_falls_outside_the_window(app, factory):
+    """Stamp times from 1969 to 2100 (and around every limit, to the microsecond), any offset, any
+    ``now``, look-back and future margin, with and without the admin's ``allow_old``: a batch applies
+    exactly the events inside the window (and stores them with their time), refuses the others with
+    the right code and limit; a usage file is refused on exactly the rows outside it."""
+    wapu = factory.wapu(831)
+    with app.app_context(), unit_of_work():
+        issue_quota(wapu["id"], quantity=1_000_000, key="po-831", reference="PO 831")
+    moments = st.datetimes(min_value=datetime(1969, 1, 1), max_value=datetime(2100, 12, 31, 23, 59, 59),
+                           timezones=st.sampled_from(OFFSETS))
+
+    @settings(max_examples=80, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(now=st.datetimes(min_value=datetime(2025, 10, 1), max_value=datetime(2027, 12, 31),
+                            timezones=st.just(timezone.utc)),
+           months=st.integers(0, 14), future=st.integers(0, 90), allow_old=st.booleans(), data=st.data())
+    def check(now, months, future, allow_old, data):
+        app.config.update(STAMP_LOOKBACK_MONTHS=months, STAMP_MAX_FUTURE_MINUTES=future)
+        earliest, latest, contract, lookback = _expected_window(now, months, future, allow_old)
+        edges = [limit + timedelta(microseconds=d) for limit in (earliest, latest, contract, lookback)
+                 for d in (-1, 0, 1)]
+        near = st.tuples(st.sampled_from(edges), st.sampled_from(OFFSETS)).map(lambda p: p[0].astimezone(p[1]))
+        drawn = data.draw(st.lists(st.tuples(st.one_of(moments, near), st.sampled_from(["stamped", "failed"])),
+                                   min_size=1, max_size=12), label="events")
+        times = [t for t, _ in drawn]
+        inside = [earliest <= t <= latest for t in times]
+        prefix = f"w{next(_window_examples)}x"
+        events = [StampEvent(f"{prefix}{i}", status, t, "cek") for i, (t, status) in enumerate(drawn)]
+        with app.app_context():
+            with unit_of_work():
+                results = ingest_events(wapu["id"], None, events=events, now=now, allow_old=allow_old)
+            for moment, ok, result in zip(times, inside, results, strict=True):
+                if ok:
+                    assert result["result"] == "applied", (moment, result)
+                else:
+                    assert result["result"] == _expected_refusal(moment, latest, contract), (moment, result)
+                    assert datetime.fromisoformat(result["limit"]) in (latest, contract, lookback), result
+            stored = db.session.execute(
+                select(Stamp.serial, Stamp.stamped_at).where(Stamp.serial.startswith(prefix))).all()
+            assert {serial for serial, _ in stored} == {e.serial for e, ok in zip(events, inside, strict=True) if ok}
+            assert all(earliest <= moment <= latest for _, moment in stored), stored
+
+            rows = "\n".join(f"{prefix}f{i},{wapu['code']},{t.isoformat()},cek,{status}"
+                             for i, (t, status) in enumerate(drawn))
+            try:
+                usage = read_usage_file(f"serial,wapu_code,stamped_at,document_type,status\n{rows}\n".encode(),
+                                        now=now, allow_old=allow_old)
+            except UsageFileError as refused:
+                assert {e.row for e in refused.errors} == {i + 2 for i, ok in enumerate(inside) if not ok}
+                assert {e.column for e in refused.errors} == {"stamped_at"}
+            else:
+                assert all(inside)
+                assert usage.old_rows == sum(t < lookback for t in times)
+        note(f"window: {sum(inside)} of {len(times)} inside")
+
+    check()

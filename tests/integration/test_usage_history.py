@@ -40,11 +40,12 @@ def usage(app, factory):
                 elif i % 3 == 1:
                     commit_stamp(wapu["id"], f"SN-{i:03d}")
         with unit_of_work():
-            ingest_events(wapu["id"], None, events=[
+            reported = datetime(2026, 11, 20, 3, tzinfo=timezone.utc)  # the window is that of the report's time
+            ingest_events(wapu["id"], None, now=reported, events=[
                 StampEvent("FAIL-1", "failed", datetime(2026, 11, 20, 2, tzinfo=timezone.utc), "akta_notaris", "+62-1"),
                 StampEvent("OTHER-OK", "stamped", datetime(2026, 11, 20, 2, tzinfo=timezone.utc), "cek"),
             ])
-            ingest_events(other["id"], None, events=[
+            ingest_events(other["id"], None, now=reported, events=[
                 StampEvent("B-SECRET", "stamped", datetime(2026, 11, 20, 2, tzinfo=timezone.utc), "cek")])
     return wapu, other
 

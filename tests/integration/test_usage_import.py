@@ -4,7 +4,7 @@ apply, idempotent re-imports; the DIST_ADMIN page and the ``flask usage import``
 import csv
 import io
 import re
-from datetime import datetime, timezone
+from datetime import datetime, time, timedelta, timezone
 
 import pytest
 from flask_babel import force_locale
@@ -13,6 +13,7 @@ from sqlalchemy import event, func, select
 
 from scm.auth.models import User
 from scm.core.database import unit_of_work
+from scm.core.formatting import WIB
 from scm.core.models import AuditLog
 from scm.extensions import db
 from scm.quota.models import QuotaAccount, QuotaEntry
@@ -24,7 +25,11 @@ from scm.stamping.models import Stamp, StampState
 from scm.stamping.usage_import import UsageFileError, apply_usage_file, read_usage_file
 
 HEADER = ["serial", "wapu_code", "stamped_at", "document_type", "status", "document_number"]
-WHEN = "2026-11-20T09:30:00+07:00"
+# Two days ago, 09:30 WIB: in the stamp time window (not in the future, within the look-back) whatever today is.
+DAY = datetime.now(WIB).date() - timedelta(days=2)
+WHEN_LOCAL = datetime.combine(DAY, time(9, 30))  # as an XLSX date-time cell holds it (no zone: WIB)
+WHEN = f"{DAY}T09:30:00+07:00"
+WHEN_UTC = datetime.combine(DAY, time(9, 30), WIB).astimezone(timezone.utc)
 
 
 def _wapu(app, factory, seed, quota=0):
@@ -82,7 +87,7 @@ def test_a_valid_csv_applies_stamps_and_consumes_quota(app, factory):
     two = _wapu(app, factory, 802, quota=5)
     header = ["Serial", "NPWP", "WAPU_Code", "Stamped_At", "Document_Type", "Status"]
     rows = [["A1", format_npwp(one["npwp"]), "", WHEN, "surat_perjanjian", "stamped"],
-            ["A2", one["npwp"], one["code"], "2026-11-20T02:31:00Z", "cek", "STAMPED"],
+            ["A2", one["npwp"], one["code"], f"{WHEN_UTC + timedelta(minutes=1):%Y-%m-%dT%H:%M:%S}Z", "cek", "STAMPED"],
             ["A3", "", one["code"].lower(), WHEN, "akta_notaris", "failed"],
             ["B1", "0" + two["npwp"], "", WHEN, "surat_perjanjian", "stamped"]]
     result = _import(app, _csv(rows, header, delimiter=";"))
@@ -94,7 +99,7 @@ def test_a_valid_csv_applies_stamps_and_consumes_quota(app, factory):
                           "B1": StampState.STAMPED}
         a1 = db.session.execute(select(Stamp).where(Stamp.serial == "A1")).scalar_one()
         assert a1.source == "file" and a1.wapu_id == one["id"]
-        assert a1.stamped_at == datetime(2026, 11, 20, 2, 30, tzinfo=timezone.utc)
+        assert a1.stamped_at == WHEN_UTC
         audit = db.session.execute(select(AuditLog).where(AuditLog.action == "usage.import")).scalar_one()
         assert "applied 4" in audit.summary
     _verify(app)
@@ -105,10 +110,10 @@ def test_a_valid_xlsx_applies_and_naive_excel_times_are_wib(app, factory):
     book = Workbook()
     sheet = book.active
     sheet.append(["serial", "npwp", "stamped_at", "document_type", "status", "document_number"])
-    sheet.append(["X1", wapu["npwp"], datetime(2026, 11, 20, 9, 30), "surat_perjanjian", "stamped", "D-1"])
+    sheet.append(["X1", wapu["npwp"], WHEN_LOCAL, "surat_perjanjian", "stamped", "D-1"])
     sheet.append([12345, wapu["npwp"], WHEN, "cek", "stamped", None])
     sheet.append([None, None, None, None, None, None])
-    sheet.append(["X3", wapu["npwp"], datetime(2026, 11, 21, 8, 0), "cek", "failed", None])
+    sheet.append(["X3", wapu["npwp"], WHEN_LOCAL + timedelta(hours=22, minutes=30), "cek", "failed", None])
     out = io.BytesIO()
     book.save(out)
     result = _import(app, out.getvalue())
@@ -116,7 +121,7 @@ def test_a_valid_xlsx_applies_and_naive_excel_times_are_wib(app, factory):
     with app.app_context():
         assert _counts(wapu["id"])[2] == (8, 2)
         x1 = db.session.execute(select(Stamp).where(Stamp.serial == "X1")).scalar_one()
-        assert x1.stamped_at == datetime(2026, 11, 20, 2, 30, tzinfo=timezone.utc)
+        assert x1.stamped_at == WHEN_UTC
         assert x1.document_number == "D-1"
         assert db.session.execute(select(Stamp.state).where(Stamp.serial == "12345")).scalar() == StampState.STAMPED
     _verify(app)
