@@ -20,8 +20,8 @@ run: install
 	@bash scripts/system-deps.sh run
 	$(BIN)/flask db upgrade
 	$(BIN)/flask demo load
-	@echo "SCM Meterai: http://127.0.0.1:5000  (stop with Ctrl+C)"
-	$(BIN)/flask run --host 127.0.0.1 --port 5000
+	@echo "SCM Meterai: http://127.0.0.1:5000  (the web app and the scheduler; Ctrl+C stops both)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHONUNBUFFERED=1 $(BIN)/honcho start --port 5000
 
 test: install system-deps
 	$(BIN)/ruff check .

@@ -349,3 +349,39 @@ def test_every_minute_jobs_hold_a_short_lease(app):
 
     assert lease_for("send-outbox") == lease_for("expire-reservations") == timedelta(minutes=5)
     assert lease_for("draft-billing") == lease_for("mark-overdue") == timedelta(minutes=30)
+
+
+def test_the_procfile_starts_the_web_app_and_the_scheduler_and_ctrl_c_stops_both(app, tmp_path):
+    """What `make run` does after loading the demo: honcho runs the Procfile until Ctrl+C."""
+    import http.client
+
+    from tests.fixtures import free_port
+    from tests.integration.api_helpers import wait_for_port
+
+    port = free_port()
+    env = {**cli_env(app, tmp_path), "PATH": f"{FLASK.parent}:{os.environ['PATH']}", "PYTHONUNBUFFERED": "1",
+           "FLASK_APP": "wsgi.py"}
+    out = tmp_path / "honcho.out"
+    with open(out, "w") as stdout:
+        proc = subprocess.Popen([str(FLASK.with_name("honcho")), "start", "--port", str(port)], cwd=ROOT, env=env,
+                                stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        assert wait_for_port(port, timeout=60, alive=lambda: proc.poll() is None), out.read_text()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().status == 200
+        connection.close()
+        deadline = time.monotonic() + 60
+        while "Scheduler started" not in out.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "Scheduler started" in out.read_text(), out.read_text()
+        proc.send_signal(signal.SIGINT)  # Ctrl+C
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    with socket.socket() as probe:  # the web app is gone with honcho
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+    text = out.read_text()
+    assert "web.1" in text and "scheduler.1" in text, text
+    assert re.search(r"scheduler\.1 +\| .*Scheduler started", text) and "scheduler.1 stopped" in text, text
