@@ -14,8 +14,8 @@ def verification_gauges(now):
         .order_by(JobRun.id.desc()).limit(1)).scalar_one_or_none()
     balanced = GaugeMetricFamily("scm_quota_books_balanced",
                                  "1 when the latest quota verification found every account equal to its ledger.")
-    balanced.add_metric([], 1 if run is not None and run.outcome == JobOutcome.SUCCESS else 0)
     checked = GaugeMetricFamily("scm_quota_verified_timestamp_seconds", "When the latest quota verification ended.")
-    if run is not None and run.finished_at is not None:
+    if run is not None:  # never checked yet (a new installation): no value rather than a false alarm
+        balanced.add_metric([], 1 if run.outcome == JobOutcome.SUCCESS else 0)
         checked.add_metric([], run.finished_at.timestamp())
     yield from (balanced, checked)
