@@ -13,7 +13,8 @@ from sqlalchemy import select, text, update
 
 from scm import create_app
 from scm.core.database import unit_of_work
-from scm.core.models import AuditLog, OutboxEmail, OutboxState
+from scm.core.models import AuditLog, OutboxEmail
+from scm.core.services import deliver_outbox
 from scm.core.tasks import acquire_lease, release_lease, run_job
 from scm.extensions import db
 from scm.quota.models import QuotaAccount
@@ -200,10 +201,12 @@ def test_scraped_values_equal_what_happened(app, factory):
     check_ok(api.reserve("MET-4"), 201)  # left open
     check_problem(api.reserve("MET-5"), 409, "insufficient_quota")
     check_problem(api.commit("NO-SUCH"), 404, "not_found")
-    with app.app_context(), unit_of_work():  # a mail that can never be sent, and one waiting
-        db.session.add(OutboxEmail(to_address="a@example.com", subject="x", body="b", state=OutboxState.FAILED,
-                                   last_error="550 mailbox unavailable"))
-        db.session.add(OutboxEmail(to_address="b@example.com", subject="y", body="b", state=OutboxState.PENDING))
+    with app.app_context(), unit_of_work():  # a mail that can never be sent, and one the SMTP server is down for
+        db.session.add(OutboxEmail(to_address="a@example.com\r\nBcc: x@evil.example", subject="x", body="b"))
+        db.session.add(OutboxEmail(to_address="b@example.com", subject="y", body="b"))
+    smtp_down = _app_like(app, MAIL_PORT=free_port())
+    with smtp_down.app_context():
+        assert deliver_outbox() == (0, 2)  # one failed for good, one kept for a retry
     with app.app_context():
         run_job("expire-reservations")
         assert acquire_lease("draft-billing", "node-a:4242:test")
