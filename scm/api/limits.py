@@ -23,7 +23,7 @@ def rate_limit_key():
 def init_limits(app, blueprint):
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)  # X-RateLimit-* on every answer, Retry-After on 429
     app.config.setdefault("RATELIMIT_HEADER_RETRY_AFTER_VALUE", "delta-seconds")
-    app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
+    app.config.setdefault("RATELIMIT_STRATEGY", "fixed-window")  # the cheapest per request; a burst at a window edge may reach twice the rate
     # Redis down: count in memory meanwhile rather than refuse stamping at a national peak.
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
