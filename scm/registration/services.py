@@ -44,6 +44,7 @@ from scm.registration.validators import (
     clean_mobile,
     clean_nib,
     clean_npwp,
+    format_npwp,
 )
 
 register_audit_action("registration.submit", _l("Registration submitted"), _l("%(name)s, NPWP %(npwp)s"))
@@ -351,9 +352,9 @@ register_audit_action("contract.superseded", _l("Contract superseded"), _l("%(nu
 register_audit_action("contract.terminate", _l("Contract terminated"), _l("%(number)s, from %(day)s"), day="day")
 register_audit_action("wapu.suspend", _l("WAPU suspended"), _l("%(name)s"))
 register_audit_action("wapu.reactivate", _l("WAPU reactivated"), _l("%(name)s"))
-register_audit_action("company_change.request", _l("Company change requested"), _l("%(fields)s"))
-register_audit_action("company_change.approve", _l("Company change approved"), _l("%(fields)s"))
-register_audit_action("company_change.reject", _l("Company change rejected"), _l("%(fields)s"))
+register_audit_action("company_change.request", _l("Company change requested"), _l("%(name)s, NPWP %(npwp)s"))
+register_audit_action("company_change.approve", _l("Company change approved"), _l("%(name)s, NPWP %(npwp)s"))
+register_audit_action("company_change.reject", _l("Company change rejected"), _l("%(name)s, NPWP %(npwp)s"))
 register_notification("wapu_suspended", _l(
     "%(wapu)s was suspended by the distributor: %(reason)s. You can still log in, see your data and download "
     "invoices; new purchase requests, purchase orders and API reservations are refused."))
@@ -363,8 +364,9 @@ register_notification("contract_terminated", _l("The contract %(number)s of %(wa
 register_notification("contract_expiring", _l(
     "The contract %(number)s of %(wapu)s ends on %(day)s (in %(days)s days). Without a renewal, ordering and "
     "stamping stop after that day."))
-register_notification("company_change_requested", _l("%(wapu)s asks to change its company details (%(fields)s)."))
-register_notification("company_change_approved", _l("The change of company details of %(wapu)s was approved (%(fields)s)."))
+register_notification("company_change_requested", _l("%(wapu)s asks to change its company name, address or NPWP."))
+register_notification("company_change_approved", _l(
+    "The change of company details of %(wapu)s was approved: invoices from now on use %(name)s, NPWP %(npwp)s."))
 register_notification("company_change_rejected", _l("The change of company details of %(wapu)s was rejected: %(reason)s"))
 
 EXPIRY_THRESHOLDS = (60, 30, 7)  # days before the last contract ends
@@ -554,9 +556,9 @@ def request_company_change(wapu: Wapu, actor, *, name: str, address: str, npwp: 
         raise ServiceError(_l("A change of company details is already waiting for review."), code="already_open") from None
     fields = _changed_fields(change)
     record_audit(actor, "company_change.request", change, f"{wapu.code} asks to change {fields}",
-                 details={"fields": fields})
+                 details={"name": change.name, "npwp": format_npwp(change.npwp)})
     notify(_distributor_users(REVIEWER_ROLES), "company_change_requested", f"/company-changes/{change.id}",
-           wapu=wapu.name, fields=fields)
+           wapu=wapu.name)
     return change
 
 
@@ -585,10 +587,12 @@ def decide_company_change(change: CompanyChange, actor, *, action: str, reason: 
     change.decided_by_id, change.decided_at = actor.id, utcnow()
     db.session.flush()
     record_audit(actor, f"company_change.{action}", change, f"{wapu.code} {action} change of {fields}",
-                 details={"fields": fields, **({"note": change.decision_reason} if change.decision_reason else {})})
+                 details={"name": change.name, "npwp": format_npwp(change.npwp),
+                          **({"note": change.decision_reason} if change.decision_reason else {})})
     recipients = _wapu_users(wapu, {Role.WAPU_SPV, Role.WAPU_FIN})
     if action == "approve":
-        notify(recipients, "company_change_approved", f"/wapus/{wapu.id}", wapu=wapu.name, fields=fields)
+        notify(recipients, "company_change_approved", f"/wapus/{wapu.id}", wapu=wapu.name, name=wapu.name,
+               npwp=wapu.npwp_formatted)
     else:
         notify(recipients, "company_change_rejected", f"/wapus/{wapu.id}", wapu=wapu.name, reason=change.decision_reason)
     return change
