@@ -9,7 +9,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import contains_eager, joinedload
 
 from scm.auth.models import REVIEWER_ROLES, Role, User
 from scm.auth.services import check_email, create_user, email_in_use
@@ -331,12 +331,11 @@ def registration_counts() -> dict:
 
 
 def dashboard_panel(user, today) -> dict:
-    """The registration part of a distributor's dashboard: registrations per state, contracts
-    ending within 60 days and changes of company details waiting for review."""
+    """The registration part of a distributor's dashboard: registrations per state and the
+    contracts ending within 60 days."""
     if not user.is_distributor:
         return {}
-    return {"registration_counts": registration_counts(), "contracts_ending": contracts_ending(today),
-            "open_company_changes": open_company_changes()}
+    return {"registration_counts": registration_counts(), "contracts_ending": contracts_ending(today)}
 
 
 def list_wapus():
@@ -599,19 +598,23 @@ def decide_company_change(change: CompanyChange, actor, *, action: str, reason: 
 
 
 def open_company_changes():
+    """Changes of company details waiting for review, oldest first (the reviewers' queue)."""
     return db.session.execute(select(CompanyChange).where(CompanyChange.state == ChangeState.SUBMITTED)
-                              .order_by(CompanyChange.created_at)).scalars().all()
+                              .options(joinedload(CompanyChange.wapu)).order_by(CompanyChange.created_at)).scalars().all()
 
 
 def contracts_ending(today, within=60) -> list[dict]:
-    """WAPUs whose last contract ends within ``within`` days (soonest first), for the distributor."""
-    wapus = db.session.execute(select(Wapu).options(selectinload(Wapu.contracts))).scalars().all()
-    rows = []
-    for wapu in wapus:
-        last = max(wapu.contracts, key=lambda c: c.last_day, default=None)
-        if last is not None and 0 <= (last.last_day - today).days <= within:
-            rows.append({"wapu": wapu, "contract": last, "last_day": last.last_day,
-                         "days": (last.last_day - today).days})
+    """WAPUs whose last contract ends within ``within`` days (soonest first), for the distributor.
+
+    One query: a contract signed to end before today cannot be the one that ends last in the window."""
+    last = {}
+    for contract in db.session.execute(
+            select(Contract).join(Wapu, Contract.wapu_id == Wapu.id).where(Contract.end_date >= today)
+            .options(contains_eager(Contract.wapu))).scalars():
+        if contract.wapu_id not in last or contract.last_day > last[contract.wapu_id].last_day:
+            last[contract.wapu_id] = contract
+    rows = [{"wapu": c.wapu, "contract": c, "last_day": c.last_day, "days": (c.last_day - today).days}
+            for c in last.values() if 0 <= (c.last_day - today).days <= within]
     return sorted(rows, key=lambda row: (row["last_day"], row["wapu"].code))
 
 

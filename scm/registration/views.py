@@ -164,7 +164,8 @@ def queue():
         except ValueError:
             abort(404)
     return render_template("registration/queue.html", page=paginate(stmt), state=state,
-                           counts=services.registration_counts(), states=list(RegistrationState))
+                           counts=services.registration_counts(), states=list(RegistrationState),
+                           open_company_changes=services.open_company_changes())
 
 
 @bp.route("/registrations/<int:reg_id>")

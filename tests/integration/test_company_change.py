@@ -80,7 +80,7 @@ def test_npwp_change_to_16_digits_keeps_old_invoices_as_issued(app, factory, log
     assert "Ajukan perubahan" not in spv.get(f"/wapus/{wapu['id']}").get_data(as_text=True)
 
     reviewer = login_as(Role.DIST_SPV)
-    assert "Perubahan data perusahaan yang menunggu pemeriksaan" in reviewer.get("/").get_data(as_text=True)
+    assert "Perubahan data perusahaan yang menunggu pemeriksaan" in reviewer.get("/review/registrations").get_data(as_text=True)
     page = reviewer.get(f"/company-changes/{change_id}").get_data(as_text=True)
     assert format_npwp(old_npwp) in page and format_npwp(new_npwp) in page
     assert spv.post(f"/company-changes/{change_id}/approve", {"comment": ""}).status_code == 403

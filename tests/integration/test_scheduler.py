@@ -294,7 +294,8 @@ def test_schedules_in_words(app):
         words = {name: tasks.describe_schedule(trigger) for name, (_, trigger) in tasks.JOBS.items()}
     assert words == {"expire-reservations": "every minute", "send-outbox": "every minute",
                      "draft-billing": "monthly on day 1 at 01:00 WIB", "minimum-warnings": "daily at 08:00 WIB",
-                     "mark-overdue": "daily at 00:15 WIB", "verify-quota": "daily at 02:00 WIB"}
+                     "mark-overdue": "daily at 00:15 WIB", "verify-quota": "daily at 02:00 WIB",
+                     "contract-expiry": "daily at 07:30 WIB"}
 
 
 # ------------------------------------------------------------------ the page
