@@ -24,6 +24,19 @@ RATE_LIMITED = {**_problem("Too many requests for this token (code `rate_limited
                            "seconds of `Retry-After`, then retry."),
                 "headers": {"Retry-After": {"description": "Seconds to wait before the next request.",
                                             "schema": {"type": "integer", "minimum": 0}}}}
+WAPU_NOT_ACTIVE = {
+    "description": (
+        "The WAPU may not reserve today (code `wapu_not_active`); `reason` says why: `suspended` (the "
+        "distributor suspended it), `no_contract` (no contract has started yet) or `contract_ended` (its "
+        "contract expired or was terminated and no other is in force). Contract days are WIB calendar "
+        "days: a renewal without a gap keeps reservations working across midnight WIB. The token is the "
+        "WAPU's, not the contract's: it keeps working across renewals and after a reactivation. Reservations "
+        "already made can still be committed or released, and batches of stamps already made are recorded."),
+    "content": {"application/problem+json": {
+        "schema": {"$ref": "#/components/schemas/Problem"},
+        "example": {"type": "about:blank", "status": 403, "title": "The WAPU is suspended",
+                    "code": "wapu_not_active", "reason": "suspended"}}},
+}
 AUTH_ERRORS = {"401": _problem("Missing, unknown or revoked token (code `invalid_token`)."), "429": RATE_LIMITED}
 BODY_ERRORS = {
     "400": _problem("Malformed JSON (code `malformed_json`)."),
@@ -63,7 +76,7 @@ def openapi_document():
                     "responses": {
                         "201": _json("Reserved", stamp_ref),
                         "200": _json("An identical retry: the same stamp", stamp_ref),
-                        "403": _problem("WAPU suspended or no valid contract (code `wapu_not_active`)."),
+                        "403": WAPU_NOT_ACTIVE,
                         "409": _problem("`serial_conflict` (serial used with other content or by another WAPU) "
                                         "or `insufficient_quota` (with `available`)."),
                         **AUTH_ERRORS, **BODY_ERRORS,
@@ -186,7 +199,9 @@ def openapi_document():
                     "type": {"type": "string"}, "status": {"type": "integer"}, "title": {"type": "string"},
                     "code": {"type": "string"}, "detail": {"type": "string"},
                     "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
-                    "available": {"type": "integer"}, "state": {"type": "string"}}},
+                    "available": {"type": "integer"}, "state": {"type": "string"},
+                    "reason": {"type": "string", "enum": ["suspended", "no_contract", "contract_ended"],
+                               "description": "With `wapu_not_active`: why the WAPU may not reserve."}}},
             },
         },
     }

@@ -43,15 +43,19 @@ class Pricing:
 
 def price_invoice(period: date, *, usage: int, late: list[tuple[date, int]], used: int, minimum: int,
                   policy: MinimumPolicy, unit_price: int, service_fee: int = 0, ppn_rate: int = 0,
-                  dpp_other_value: bool = True) -> Pricing:
+                  dpp_other_value: bool = True, usage_parts: list[tuple[int, int]] | None = None) -> Pricing:
     """Lines for ``usage`` e-Meterai of ``period`` not billed yet, ``late`` ones of earlier months,
     the true-up of a shortfall under the ``true_up`` policy, and the service fee with its PPN.
 
     ``used`` is everything stamped in the period (the minimum is checked against it).
+    ``usage_parts``, when the unit price changed within the period (a new contract from a day of
+    the month): ``(quantity, unit price)`` per part, summing to ``usage``; one usage line each.
+    Late usage and the true-up are priced at ``unit_price`` (the contract covering the period).
     """
     lines = []
-    if usage > 0:
-        lines.append(Line(LineKind.USAGE, period, usage, unit_price))
+    for quantity, price in usage_parts if usage_parts is not None else [(usage, unit_price)]:
+        if quantity > 0:
+            lines.append(Line(LineKind.USAGE, period, quantity, price))
     for month, quantity in sorted(late):
         if quantity > 0:
             lines.append(Line(LineKind.LATE_USAGE, month, quantity, unit_price))

@@ -36,10 +36,12 @@ from scm.billing.usage import (
     minimum_for,
     month_key,
     month_of,
+    price_segments,
     terms_for,
     terms_of,
     usage_by_month,
     usage_by_wapu,
+    usage_in_segments,
 )
 from scm.core.database import next_number, utcnow
 from scm.core.errors import ServiceError
@@ -243,13 +245,33 @@ class _Inputs:
         minimum = minimum_for(contract, terms, self.period, wapu.joined_on) if wapu.status == WapuStatus.ACTIVE else 0
         used = self.used.get(wapu.id, 0)
         unit_price = (contract and contract.unit_price) or self.settings.unit_price
+        usage = used - self.billed.get((wapu.id, self.period), 0)
         pricing = price_invoice(
-            self.period, usage=used - self.billed.get((wapu.id, self.period), 0), late=self.late.get(wapu.id, []),
+            self.period, usage=usage, late=self.late.get(wapu.id, []),
             used=used, minimum=minimum, policy=terms.minimum_policy, unit_price=unit_price,
             service_fee=self.settings.service_fee_per_unit, ppn_rate=self.settings.ppn_rate,
-            dpp_other_value=self.settings.ppn_dpp_other_value,
+            dpp_other_value=self.settings.ppn_dpp_other_value, usage_parts=self._usage_parts(wapu, usage),
         )
         return contract, terms, minimum, used, unit_price, pricing
+
+
+    def _usage_parts(self, wapu: Wapu, usage: int):
+        """Per price, when the unit price changes within the month (None otherwise): each part
+        billed at the price of the contract in force on the day of its stamps. Anything already
+        billed for the month is taken off the earliest parts first."""
+        if usage <= 0:
+            return None
+        segments = price_segments(wapu, self.period, self.settings.unit_price)
+        if len(segments) < 2:
+            return None
+        counts = usage_in_segments(wapu.id, segments)
+        billed = sum(counts) - usage
+        parts = []
+        for count, (_first, _last, price) in zip(counts, segments, strict=True):
+            taken = min(count, max(billed, 0))
+            billed -= taken
+            parts.append((count - taken, price))
+        return parts
 
 
 def _fill(invoice: Invoice, inputs: _Inputs, wapu: Wapu) -> tuple[bool, bool]:

@@ -111,12 +111,23 @@ def default_terms() -> Terms:
 
 def terms_for(contract: Contract | None, month: date) -> Terms:
     """The newest terms of ``contract`` in effect in ``month`` (the defaults when none were set)."""
-    return terms_of(load_terms([contract.id]) if contract else {}, contract, month)
+    return terms_of(load_terms([c.id for c in contract.wapu.contracts]) if contract else {}, contract, month)
 
 
 def terms_of(loaded: dict[int, list[ContractTerms]], contract: Contract | None, month: date) -> Terms:
-    """``terms_for`` from terms already loaded with ``load_terms`` (one query for many contracts)."""
-    return terms_in(loaded.get(contract.id, []), month) if contract else default_terms()
+    """``terms_for`` from terms already loaded with ``load_terms`` (one query for many contracts).
+
+    A renewal or amendment without terms of its own carries over the terms of the WAPU's latest
+    earlier contract that has some (load that contract's terms too), until its own are saved."""
+    if contract is None:
+        return default_terms()
+    rows = loaded.get(contract.id)
+    if not rows:
+        earlier = sorted((c for c in contract.wapu.contracts if c.start_date < contract.start_date and loaded.get(c.id)),
+                         key=lambda c: c.start_date)
+        if earlier:
+            rows = loaded[earlier[-1].id]
+    return terms_in(rows or [], month)
 
 
 def load_terms(contract_ids) -> dict[int, list[ContractTerms]]:
@@ -140,10 +151,46 @@ def terms_in(rows: list[ContractTerms], month: date) -> Terms:
 
 
 def contract_for_month(wapu: Wapu, month: date) -> Contract | None:
-    """The contract that covers the month (the one valid at its end, else the last one in it)."""
+    """The contract that covers the month (the one in force at its end, else the last one in it):
+    its terms (minimum, policy, due day) apply to the month. Prices go by day: ``price_segments``."""
     last = month_end(month)
-    covering = [c for c in wapu.contracts if c.start_date <= last and c.end_date >= month]
+    covering = [c for c in wapu.contracts if c.start_date <= last and c.last_day >= month
+                and c.last_day >= c.start_date]
     return max(covering, key=lambda c: c.start_date) if covering else None
+
+
+def price_segments(wapu: Wapu, month: date, default_price: int) -> list[tuple[date, date, int]]:
+    """The month cut where the unit price changes: ``(first day, last day, unit price)`` in day order.
+
+    Each WIB day is priced by the contract in force on it (its unit price, else ``default_price``);
+    a day without a contract (stamps reported after it ended) at the contract covering the month,
+    else the default."""
+    covering = contract_for_month(wapu, month)
+    fallback = (covering.unit_price if covering else None) or default_price
+    segments = []
+    day, last = month, month_end(month)
+    while day <= last:
+        contract = wapu.contract_on(day)
+        price = (contract.unit_price or default_price) if contract else fallback
+        if segments and segments[-1][2] == price:
+            segments[-1] = (segments[-1][0], day, price)
+        else:
+            segments.append((day, day, price))
+        day += timedelta(days=1)
+    return segments
+
+
+def usage_in_segments(wapu_id: int, segments) -> list[int]:
+    """Stamped e-Meterai of ``wapu_id`` in each segment (WIB days ``first`` … ``last``)."""
+    counts = []
+    for first, last, _ in segments:
+        start = datetime.combine(first, time(), WIB).astimezone(timezone.utc)
+        end = datetime.combine(last + timedelta(days=1), time(), WIB).astimezone(timezone.utc)
+        counts.append(db.session.execute(
+            select(func.count()).select_from(Stamp)
+            .where(_stamped(), Stamp.wapu_id == wapu_id, Stamp.stamped_at >= start, Stamp.stamped_at < end)
+        ).scalar() or 0)
+    return counts
 
 
 def minimum_for(contract: Contract | None, terms: Terms, month: date, joined: date | None = None) -> int:
@@ -154,7 +201,8 @@ def minimum_for(contract: Contract | None, terms: Terms, month: date, joined: da
     November: November is the partial first month)."""
     if contract is None:
         return 0
-    start = max(contract.start_date, joined) if joined else contract.start_date
+    first = min(c.start_date for c in contract.wapu.contracts)  # a renewal's month is no first month
+    start = max(first, joined) if joined else first
     if month_of(start) != month or start.day == 1:
         return terms.monthly_minimum
     if terms.first_month == FirstMonth.EXEMPT:

@@ -26,7 +26,7 @@ from scm.procurement.models import (
     pr_allows,
 )
 from scm.quota.services import issue_quota
-from scm.registration.models import WapuStatus
+from scm.registration.models import InactiveReason
 
 register_audit_action("purchase_request.create", _l("PR created"), _l("%(quantity)s e-Meterai"))
 register_audit_action("purchase_request.edit", _l("PR edited"), _l("%(quantity)s e-Meterai"))
@@ -43,11 +43,14 @@ register_notification("po_rejected", _l("Purchase order %(number)s was rejected:
 
 def ordering_block_reason(wapu, day=None):
     """Why ``wapu`` may not submit PRs or POs today (None when it may)."""
-    if wapu.status != WapuStatus.ACTIVE:
-        return _l("Your company is suspended; contact the distributor.")
     day = day or today_wib()
-    if wapu.contract_on(day) is None:
-        if any(c.start_date > day for c in wapu.contracts):
+    reason = wapu.inactive_reason(day)
+    if reason == InactiveReason.SUSPENDED:
+        if wapu.status_reason:
+            return _l("Your company is suspended (%(reason)s); contact the distributor.", reason=wapu.status_reason)
+        return _l("Your company is suspended; contact the distributor.")
+    if reason is not None:
+        if any(c.start_date > day and c.last_day >= c.start_date for c in wapu.contracts):
             return _l("Your contract has not started yet; you can order from its start date.")
         return _l("Your contract has expired; contact the distributor to renew it.")
     return None

@@ -2,11 +2,21 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField
-from wtforms import DateField, EmailField, HiddenField, StringField, TelField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    HiddenField,
+    SelectField,
+    StringField,
+    TelField,
+    TextAreaField,
+)
 from wtforms.validators import Length, Optional
 
+from scm.core.fields import RupiahField
 from scm.core.forms import Form
-from scm.registration.models import ContactKind
+from scm.registration.models import ContactKind, ContractKind
 from scm.registration.services import ContactInput, RegistrationInput
 
 DATE_ERROR = _l("Enter a date (dd/mm/yyyy).")
@@ -76,3 +86,34 @@ class RegistrationForm(Form):
 
 class DecisionForm(Form):
     comment = TextAreaField(_l("Reason / note"), validators=[Length(max=2000)])
+
+
+class ContractForm(Form):
+    """``DIST_ADMIN`` adds a renewal or an amendment to a WAPU."""
+
+    number = StringField(_l("Contract number"))
+    kind = SelectField(_l("Kind"), choices=[(ContractKind.RENEWAL.value, ContractKind.RENEWAL.label),
+                                            (ContractKind.AMENDMENT.value, ContractKind.AMENDMENT.label)])
+    start_date = DateField(_l("Contract start"), validators=[Optional()])
+    end_date = DateField(_l("Contract end"), validators=[Optional()])
+    unit_price = RupiahField(_l("Unit price (optional)"), validators=[Optional()],
+                             description=_l("Price of one e-Meterai under this contract; empty: the distributor's price."))
+    supersede = BooleanField(_l("Supersedes the contract it overlaps, from its start date"))
+    contract_file = FileField(_l("Contract (PDF, at most 10 MB)"), render_kw={"accept": "application/pdf,.pdf"})
+    held_upload = HiddenField()
+
+
+class TerminateForm(Form):
+    from_date = DateField(_l("No longer applies from"), validators=[Optional()])
+    reason = TextAreaField(_l("Reason"), validators=[Length(max=2000)])
+
+
+class StatusForm(Form):
+    reason = TextAreaField(_l("Reason / note"), validators=[Length(max=2000)])
+
+
+class CompanyChangeForm(Form):
+    name = StringField(_l("Company name"))
+    address = TextAreaField(_l("Address"))
+    npwp = StringField(_l("NPWP"), description=_l("15 digits (99.999.999.9-999.999) or 16 digits"))
+    note = TextAreaField(_l("Note for the distributor (optional)"), validators=[Length(max=2000)])

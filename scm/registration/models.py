@@ -1,6 +1,6 @@
 """WAPU registrations (with their PICs and review history), WAPUs and their contracts."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
@@ -10,6 +10,7 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     Index,
+    Integer,
     Numeric,
     String,
     Text,
@@ -50,6 +51,36 @@ class WapuStatus(LabelledEnum):
     SUSPENDED = "suspended", _l("suspended")
 
 
+class InactiveReason(LabelledEnum):
+    """Why a WAPU may not order or reserve today (the API's ``reason``)."""
+
+    SUSPENDED = "suspended", _l("The WAPU is suspended")
+    NO_CONTRACT = "no_contract", _l("The WAPU has no contract in force today")
+    CONTRACT_ENDED = "contract_ended", _l("The WAPU's contract has ended")
+
+
+class ContractKind(LabelledEnum):
+    INITIAL = "initial", _l("initial contract")
+    RENEWAL = "renewal", _l("renewal")
+    AMENDMENT = "amendment", _l("amendment")
+
+
+class ContractEnd(LabelledEnum):
+    """How a contract stopped before its signed end date."""
+
+    TERMINATED = "terminated", _l("terminated early")
+    SUPERSEDED = "superseded", _l("superseded")
+
+
+def npwp_forms(digits: str) -> set[str]:
+    """Both spellings of one taxpayer's NPWP: 15 digits and its 16-digit form (``0`` + the 15)."""
+    if len(digits) == 15:
+        return {digits, "0" + digits}
+    if len(digits) == 16 and digits.startswith("0"):
+        return {digits, digits[1:]}
+    return {digits}
+
+
 class CompanyMixin:
     """Company data shared by a registration and the WAPU it becomes."""
 
@@ -75,17 +106,33 @@ class Wapu(CompanyMixin, TimestampMixin, db.Model):
     code: Mapped[str] = mapped_column(String(20), unique=True, nullable=False)
     npwp: Mapped[str] = mapped_column(String(16), unique=True, nullable=False)
     status: Mapped[WapuStatus] = mapped_column(enum_type(WapuStatus), default=WapuStatus.ACTIVE, nullable=False)
+    status_reason: Mapped[str | None] = mapped_column(Text)  # why it was suspended
 
     users = relationship("User", back_populates="wapu", order_by="User.role")
     contracts = relationship("Contract", back_populates="wapu", order_by="Contract.start_date.desc()")
     registration = relationship("Registration", back_populates="wapu", uselist=False, viewonly=True)
 
     def contract_on(self, day):
-        """The contract valid on ``day`` (a WIB calendar date), or None."""
+        """The contract in force on ``day`` (a WIB calendar date), or None."""
         for contract in self.contracts:
-            if contract.start_date <= day <= contract.end_date:
+            if contract.in_force_on(day):
                 return contract
         return None
+
+    def inactive_reason(self, day) -> "InactiveReason | None":
+        """Why the WAPU may not order or reserve on ``day`` (None when it may)."""
+        if self.status != WapuStatus.ACTIVE:
+            return InactiveReason.SUSPENDED
+        if self.contract_on(day) is not None:
+            return None
+        if any(c.start_date <= day for c in self.contracts):
+            return InactiveReason.CONTRACT_ENDED
+        return InactiveReason.NO_CONTRACT
+
+    @property
+    def last_day_under_contract(self):
+        """The last day of the contract that ends last, or None (no contract)."""
+        return max((c.last_day for c in self.contracts), default=None)
 
     @property
     def current_contract(self):
@@ -109,6 +156,7 @@ class Contract(TimestampMixin, db.Model):
 
     __tablename__ = "contracts"
     __table_args__ = (CheckConstraint("end_date > start_date", name="end_after_start"),)
+    __tenant_column__ = "wapu_id"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     wapu_id: Mapped[int] = mapped_column(ForeignKey("wapus.id"), index=True, nullable=False)
@@ -118,9 +166,33 @@ class Contract(TimestampMixin, db.Model):
     file_id: Mapped[int] = mapped_column(ForeignKey("stored_files.id"), nullable=False)
     # Price per e-Meterai agreed in this contract (whole Rupiah); None: the distributor's default.
     unit_price: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[ContractKind] = mapped_column(enum_type(ContractKind, length=10), default=ContractKind.INITIAL,
+                                               nullable=False)
+    # Ended before its signed end date: from this day on it no longer applies (terminated or superseded).
+    ended_from: Mapped[date | None] = mapped_column(Date)
+    ended_how: Mapped[ContractEnd | None] = mapped_column(enum_type(ContractEnd, length=10))
+    ended_reason: Mapped[str | None] = mapped_column(Text)
 
     wapu = relationship("Wapu", back_populates="contracts")
     file = relationship("StoredFile")
+
+    @property
+    def last_day(self) -> date:
+        """The last WIB day it applies: its end date, or the day before it was ended."""
+        if self.ended_from is not None:
+            return min(self.end_date, self.ended_from - timedelta(days=1))
+        return self.end_date
+
+    def in_force_on(self, day) -> bool:
+        return self.start_date <= day <= self.last_day
+
+    def standing(self, today) -> str:
+        """``in_force``, ``upcoming`` or ``ended`` (how it ended: ``ended_how``, else it expired)."""
+        if self.in_force_on(today):
+            return "in_force"
+        if self.start_date > today and self.last_day >= self.start_date:
+            return "upcoming"
+        return "ended"
 
     @property
     def audit_ref(self) -> str:
@@ -229,3 +301,68 @@ REGISTRATION_WORKFLOW = StateMachine(
                    "send_back": _l("Registration sent back for correction"),
                    "resubmit": _l("Registration corrected and resubmitted")},
 )
+
+
+class ChangeState(LabelledEnum):
+    SUBMITTED = "submitted", _l("waiting for review")
+    APPROVED = "approved", _l("approved")
+    REJECTED = "rejected", _l("rejected")
+
+
+class CompanyChange(TimestampMixin, db.Model):
+    """A WAPU's request to change its company name, address or NPWP, reviewed like a registration.
+
+    The old values are kept beside the new ones, so the history shows what changed."""
+
+    __tablename__ = "company_changes"
+    __table_args__ = (
+        # One open request per WAPU at a time.
+        Index("uq_company_changes_open", "wapu_id", unique=True,
+              sqlite_where=text("state = 'submitted'"), postgresql_where=text("state = 'submitted'")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wapu_id: Mapped[int] = mapped_column(ForeignKey("wapus.id"), index=True, nullable=False)
+    state: Mapped[ChangeState] = mapped_column(enum_type(ChangeState), default=ChangeState.SUBMITTED, nullable=False)
+    old_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    old_address: Mapped[str] = mapped_column(Text, nullable=False)
+    old_npwp: Mapped[str] = mapped_column(String(16), nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    address: Mapped[str] = mapped_column(Text, nullable=False)
+    npwp: Mapped[str] = mapped_column(String(16), nullable=False)
+    note: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+
+    wapu = relationship("Wapu")
+    requested_by = relationship("User", foreign_keys=[requested_by_id])
+    decided_by = relationship("User", foreign_keys=[decided_by_id])
+
+    @property
+    def audit_ref(self) -> str:
+        return self.wapu.code
+
+    def changes(self) -> list[tuple[str, str, str]]:
+        """(field, old, new) for each field that changes."""
+        out = []
+        for name in ("name", "address", "npwp"):
+            old, new = getattr(self, f"old_{name}"), getattr(self, name)
+            if old != new:
+                out.append((name, format_npwp(old) if name == "npwp" else old,
+                            format_npwp(new) if name == "npwp" else new))
+        return out
+
+
+class ContractWarning(TimestampMixin, db.Model):
+    """An expiry warning sent for a WAPU's last contract: one per contract and threshold (60, 30, 7 days)."""
+
+    __tablename__ = "contract_warnings"
+    __table_args__ = (UniqueConstraint("contract_id", "last_day", "days", name="uq_contract_warnings_contract_days"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"), nullable=False)
+    wapu_id: Mapped[int] = mapped_column(ForeignKey("wapus.id"), index=True, nullable=False)
+    days: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_day: Mapped[date] = mapped_column(Date, nullable=False)

@@ -1,21 +1,39 @@
 """Registration pages: the public form, the correction link, the reviewers' queue and decisions."""
 
+from datetime import timedelta
+
 from flask import abort, flash, redirect, render_template, request, send_file, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from scm.auth.decorators import roles_required
-from scm.auth.models import DISTRIBUTOR_ROLES, REVIEWER_ROLES
-from scm.auth.scoping import get_scoped_or_404
+from scm.auth.models import DISTRIBUTOR_ROLES, REVIEWER_ROLES, Role
+from scm.auth.scoping import can_see, get_scoped_or_404
 from scm.core.database import unit_of_work
 from scm.core.errors import ServiceError, ValidationErrors
+from scm.core.formatting import today_wib
 from scm.core.uploads import hold_upload, read_pdf_upload, release_held_upload, stored_path, take_held_upload
-from scm.core.views import no_store, paginate, show_decision_error
+from scm.core.views import field_error, no_store, paginate, show_decision_error
 from scm.extensions import db
 from scm.registration import bp, services
-from scm.registration.forms import DecisionForm, RegistrationForm
-from scm.registration.models import Contract, Registration, RegistrationState, Wapu
+from scm.registration.forms import (
+    CompanyChangeForm,
+    ContractForm,
+    DecisionForm,
+    RegistrationForm,
+    StatusForm,
+    TerminateForm,
+)
+from scm.registration.models import (
+    ChangeState,
+    CompanyChange,
+    Contract,
+    Registration,
+    RegistrationState,
+    Wapu,
+    WapuStatus,
+)
 
 HELD_KIND = "contracts"  # the folder of contracts held between two tries of a form
 
@@ -146,7 +164,8 @@ def queue():
         except ValueError:
             abort(404)
     return render_template("registration/queue.html", page=paginate(stmt), state=state,
-                           counts=services.registration_counts(), states=list(RegistrationState))
+                           counts=services.registration_counts(), states=list(RegistrationState),
+                           open_company_changes=services.open_company_changes())
 
 
 @bp.route("/registrations/<int:reg_id>")
@@ -227,7 +246,179 @@ def wapus():
 def wapu(wapu_id):
     """A WAPU's company data, contacts and contracts (its own users, or the distributor)."""
     wapu = get_scoped_or_404(Wapu, wapu_id, current_user)
-    return render_template("registration/wapu.html", wapu=wapu)
+    return render_template("registration/wapu.html", wapu=wapu, **_life_context(wapu))
+
+
+# --- a WAPU's life: contracts, status, company details ------------------------------------------
+
+def _life_context(wapu):
+    """What the WAPU page's section on contracts, status and company details shows."""
+    changes = db.session.execute(select(CompanyChange).where(CompanyChange.wapu_id == wapu.id)
+                                 .order_by(CompanyChange.id.desc()).limit(5)).scalars().all()
+    today = today_wib()
+    return {"today": today, "company_changes": changes, "inactive_reason": wapu.inactive_reason(today),
+            "open_change": next((c for c in changes if c.state == ChangeState.SUBMITTED), None)}
+
+
+def _contract_upload(form):
+    file = form.contract_file.data
+    if file and getattr(file, "filename", ""):
+        return read_pdf_upload(file)
+    held = take_held_upload(form.held_upload.data, HELD_KIND)
+    if held is None:
+        raise ServiceError(_("Upload the contract as a PDF."), field="contract_file")
+    return held
+
+
+@bp.route("/wapus/<int:wapu_id>/contracts/new", methods=["GET", "POST"])
+@roles_required(Role.DIST_ADMIN)
+def add_contract(wapu_id):
+    """Add a renewal or an amendment (number, dates, signed PDF, optional unit price)."""
+    wapu = db.get_or_404(Wapu, wapu_id)
+    form = ContractForm()
+    if request.method == "GET":
+        last = max(wapu.contracts, key=lambda c: c.last_day, default=None)
+        if last is not None:
+            form.start_date.data = last.last_day + timedelta(days=1)
+            form.end_date.data = last.last_day + timedelta(days=365)
+    if form.validate_on_submit():
+        errors, upload = {}, None
+        try:
+            upload = _contract_upload(form)
+        except ServiceError as error:
+            errors[error.field] = error.message
+        if not errors:
+            try:
+                with unit_of_work():
+                    contract = services.add_contract(
+                        db.session.get(Wapu, wapu_id), current_user, number=form.number.data,
+                        start_date=form.start_date.data, end_date=form.end_date.data, upload=upload,
+                        kind=form.kind.data, unit_price=form.unit_price.data, supersede=form.supersede.data)
+            except ValidationErrors as error:
+                errors = error.errors
+            except ServiceError as error:
+                errors = {error.field or "": error.message}
+            else:
+                release_held_upload(form.held_upload.data, HELD_KIND)
+                flash(_("Contract %(number)s was added.", number=contract.number), "success")
+                return redirect(url_for("registration.wapu", wapu_id=wapu_id))
+        for name, message in errors.items():
+            field = form._fields.get(name)
+            if field is None:
+                form.form_errors.append(message)
+            else:
+                field.errors = [message]
+        file = form.contract_file.data
+        if upload is not None and file and getattr(file, "filename", ""):
+            release_held_upload(form.held_upload.data, HELD_KIND)
+            form.held_upload.data = hold_upload(upload, HELD_KIND)
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("registration/contract_form.html", wapu=wapu, form=form,
+                           held_name=_held_name(form)), status
+
+
+@bp.route("/contracts/<int:contract_id>/terminate", methods=["GET", "POST"])
+@roles_required(Role.DIST_ADMIN)
+def terminate_contract(contract_id):
+    """End a contract early, from a date, with a reason."""
+    contract = db.get_or_404(Contract, contract_id)
+    form = TerminateForm()
+    if request.method == "GET":
+        form.from_date.data = today_wib()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                services.terminate_contract(db.session.get(Contract, contract_id), current_user,
+                                            from_date=form.from_date.data, reason=form.reason.data)
+        except ServiceError as error:
+            field_error(form, error)
+        else:
+            flash(_("Contract %(number)s was terminated.", number=contract.number), "success")
+            return redirect(url_for("registration.wapu", wapu_id=contract.wapu_id))
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("registration/contract_terminate.html", contract=contract, form=form), status
+
+
+@bp.route("/wapus/<int:wapu_id>/status", methods=["GET", "POST"])
+@roles_required(Role.DIST_ADMIN, Role.DIST_SPV)
+def wapu_status(wapu_id):
+    """Suspend a WAPU (reason required) or reactivate it."""
+    wapu = db.get_or_404(Wapu, wapu_id)
+    form = StatusForm()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                target = db.session.get(Wapu, wapu_id)
+                if target.status == WapuStatus.ACTIVE:
+                    services.suspend_wapu(target, current_user, reason=form.reason.data)
+                    message = _("%(code)s was suspended; its users have been told.", code=target.code)
+                else:
+                    services.reactivate_wapu(target, current_user, note=form.reason.data)
+                    message = _("%(code)s was reactivated; its users have been told.", code=target.code)
+        except ServiceError as error:
+            field_error(form, error)
+        else:
+            flash(message, "success")
+            return redirect(url_for("registration.wapu", wapu_id=wapu_id))
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("registration/wapu_status.html", wapu=wapu, form=form), status
+
+
+@bp.route("/wapus/<int:wapu_id>/company-change", methods=["GET", "POST"])
+@roles_required(Role.WAPU_SPV)
+def request_company_change(wapu_id):
+    """The WAPU's SPV asks to change the company name, address or NPWP."""
+    wapu = get_scoped_or_404(Wapu, wapu_id, current_user)
+    form = CompanyChangeForm()
+    if request.method == "GET":
+        form.name.data, form.address.data, form.npwp.data = wapu.name, wapu.address, wapu.npwp_formatted
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                change = services.request_company_change(
+                    db.session.get(Wapu, wapu_id), current_user, name=form.name.data, address=form.address.data,
+                    npwp=form.npwp.data, note=form.note.data)
+        except ValidationErrors as error:
+            for name, message in error.errors.items():
+                form[name].errors = [message]
+        except ServiceError as error:
+            field_error(form, error)
+        else:
+            flash(_("Your request was sent to the distributor for review."), "success")
+            return redirect(url_for("registration.company_change", change_id=change.id))
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("registration/company_change_form.html", wapu=wapu, form=form), status
+
+
+@bp.route("/company-changes/<int:change_id>")
+@login_required
+def company_change(change_id):
+    """A request to change company details: what changes, and (for reviewers) the decision."""
+    change = db.get_or_404(CompanyChange, change_id)
+    if not can_see(change, current_user):
+        abort(404)
+    return render_template("registration/company_change.html", change=change, form=DecisionForm())
+
+
+@bp.route("/company-changes/<int:change_id>/<any(approve, reject):action>", methods=["POST"])
+@roles_required(*REVIEWER_ROLES)
+def decide_company_change(change_id, action):
+    """Approve (the details change now) or reject (reason required) a change of company details."""
+    change = db.get_or_404(CompanyChange, change_id)
+    form = DecisionForm()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                services.decide_company_change(db.session.get(CompanyChange, change_id), current_user,
+                                               action=action, reason=form.comment.data)
+        except ServiceError as error:
+            show_decision_error(form, error)
+        else:
+            flash(_("The change was approved: new invoices use the new details.") if action == "approve"
+                  else _("The change was rejected."), "success")
+            return redirect(url_for("registration.wapu", wapu_id=change.wapu_id))
+    change = db.session.get(CompanyChange, change_id)
+    return render_template("registration/company_change.html", change=change, form=form), 409
 
 
 @bp.route("/company")

@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, exists, func, insert, select, update
 
 from scm.core.database import unit_of_work, utcnow
 from scm.core.errors import ServiceError
-from scm.core.formatting import today_wib
+from scm.core.formatting import to_wib, today_wib
 from scm.extensions import db
 from scm.quota.models import EntryKind, QuotaAccount
 from scm.quota.services import InsufficientQuota, consume_quota_bulk, move_quota
@@ -53,7 +53,8 @@ _ACTIVE = (
     select(func.count()).select_from(Wapu)
     .where(Wapu.id == bindparam("p_wapu_id"), Wapu.status == WapuStatus.ACTIVE,
            exists().where(Contract.wapu_id == Wapu.id, Contract.start_date <= bindparam("p_today"),
-                          Contract.end_date >= bindparam("p_today")))
+                          Contract.end_date >= bindparam("p_today"),
+                          (Contract.ended_from.is_(None)) | (Contract.ended_from > bindparam("p_today"))))
 )
 
 
@@ -88,11 +89,15 @@ def _stamp_by_serial(serial):
     return _run(_FIND, p_serial=serial).first()
 
 
-def check_wapu_active(wapu_id):
-    """A suspended WAPU, or one without a valid contract today, may not stamp."""
-    if not _run(_ACTIVE, p_wapu_id=wapu_id, p_today=today_wib()).scalar():
-        raise StampError("wapu_not_active",
-                         _l("The WAPU is suspended or has no valid contract today; it cannot stamp."))
+def check_wapu_active(wapu_id, day=None):
+    """A suspended WAPU, or one without a contract in force on ``day`` (WIB; default today), may
+    not reserve. The refusal says why: ``reason`` is ``suspended``, ``no_contract`` or ``contract_ended``."""
+    day = day or today_wib()
+    if not _run(_ACTIVE, p_wapu_id=wapu_id, p_today=day).scalar():
+        reason = db.session.get(Wapu, wapu_id).inactive_reason(day)
+        raise StampError("wapu_not_active", reason.label if reason else
+                         _l("The WAPU is suspended or has no valid contract today; it cannot stamp."),
+                         reason=reason.value if reason else "no_contract")
 
 
 def _available(wapu_id):
@@ -111,7 +116,7 @@ def reserve_stamp(wapu_id, token_id, *, data: StampInput, now=None):
         if existing.wapu_id == wapu_id and existing.fingerprint == fp and existing.source == "api":
             return existing, False
         raise StampError("serial_conflict", _l("This serial was already used with other content."))
-    check_wapu_active(wapu_id)
+    check_wapu_active(wapu_id, to_wib(now).date())
     ttl = timedelta(minutes=current_app.config["RESERVATION_MINUTES"])
     stamp = _run(
         _INSERT, serial=data.serial, wapu_id=wapu_id, state=StampState.RESERVED, document_type=data.document_type,

@@ -97,20 +97,26 @@ def world(app, factory):
             billing.run_billing(last, None, source="cli")
         with unit_of_work():
             billing.issue_drafts(last, find_active_user(fin))
-    return {"wapu": wapu, "month": f"{last:%Y-%m}", "fin": fin, "now": utcnow()}
+        from scm.extensions import db
+        from scm.registration.models import Wapu
+
+        contract = db.session.get(Wapu, wapu["id"]).contracts[0].id
+    return {"wapu": wapu, "month": f"{last:%Y-%m}", "fin": fin, "now": utcnow(), "contract": contract}
 
 
 PAGES = {
     "WAPU_STAFF": ["/", "/purchase-requests", "/purchase-requests/new", "/purchase-orders", "/quota", "/usage",
                    "/notifications", "/password", "/company"],
     "WAPU_SPV": ["/", "/purchase-requests", "/purchase-orders", "/quota", "/usage", "/api-tokens",
-                 "/billing/invoices"],
+                 "/billing/invoices", "/company", "/wapus/{wapu[id]}/company-change"],
     "WAPU_FIN": ["/", "/billing/invoices", "/usage", "/quota"],
-    "DIST_SPV": ["/", "/review/registrations", "/purchase-orders", "/wapus", "/usage", "/quota/accounts"],
+    "DIST_SPV": ["/", "/review/registrations", "/purchase-orders", "/wapus", "/usage", "/quota/accounts",
+                 "/wapus/{wapu[id]}/status"],
     "DIST_FIN": ["/", "/billing", "/billing/months/{month}", "/billing/invoices", "/billing/aging",
                  "/billing/shortfall", "/usage", "/quota/accounts"],
     "DIST_ADMIN": ["/", "/admin/audit", "/admin/jobs", "/admin/users", "/admin/users/new", "/billing/settings",
-                   "/usage/import", "/api-tokens", "/quota/accounts", "/wapus"],
+                   "/usage/import", "/api-tokens", "/quota/accounts", "/wapus", "/wapus/{wapu[id]}",
+                   "/wapus/{wapu[id]}/contracts/new", "/contracts/{contract}/terminate"],
 }
 
 

@@ -295,7 +295,7 @@ def test_schedules_in_words(app):
     assert words == {"expire-reservations": "every minute", "send-outbox": "every minute",
                      "draft-billing": "monthly on day 1 at 01:00 WIB", "minimum-warnings": "daily at 08:00 WIB",
                      "mark-overdue": "daily at 00:15 WIB", "verify-quota": "daily at 02:00 WIB",
-                     "prune-records": "daily at 03:30 WIB"}
+                     "prune-records": "daily at 03:30 WIB", "contract-expiry": "daily at 07:30 WIB"}
 
 
 # ------------------------------------------------------------------ the page

@@ -134,3 +134,12 @@ def test_zero_usage_under_report_gives_nothing_due():
 
 def test_a_line_amount_is_quantity_times_unit_price():
     assert Line(LineKind.USAGE, PERIOD, 3, 10_000).amount == 30_000
+
+
+def test_a_price_change_within_the_month_gives_a_usage_line_per_price():
+    pricing = price_invoice(PERIOD, usage=300, late=[(date(2026, 2, 1), 10)], used=300, minimum=1_000,
+                            policy=TRUE_UP, unit_price=12_500, usage_parts=[(100, 9_000), (0, 11_000), (200, 12_500)])
+    assert kinds(pricing) == [(LineKind.USAGE, PERIOD, 100, 9_000), (LineKind.USAGE, PERIOD, 200, 12_500),
+                              (LineKind.LATE_USAGE, date(2026, 2, 1), 10, 12_500),
+                              (LineKind.TRUE_UP, PERIOD, 700, 12_500)]
+    assert pricing.subtotal == 900_000 + 2_500_000 + 125_000 + 8_750_000

@@ -100,3 +100,11 @@ def test_coordinates_inside_indonesia_are_kept_and_outside_refused():
         with pytest.raises(ServiceError) as error:
             clean_coordinate(value, field, bounds)
         assert error.value.field == field
+
+
+def test_the_15_and_16_digit_forms_of_an_npwp_are_one_taxpayer():
+    from scm.registration.models import npwp_forms
+
+    assert npwp_forms("013000666091000") == {"013000666091000", "0013000666091000"}
+    assert npwp_forms("0013000666091000") == {"013000666091000", "0013000666091000"}
+    assert npwp_forms("3171012345678901") == {"3171012345678901"}  # a NIK: no 15-digit form
