@@ -10,6 +10,7 @@ from sqlalchemy import select
 from scm.auth.models import User
 from scm.billing.usage import month_key
 from scm.demo.data import DEMO_PASSWORD, DISTRIBUTOR_USERS, PENDING, WAPUS, load_demo
+from scm.demo.life import LIFE_WAPUS
 from scm.extensions import db
 
 demo_cli = AppGroup("demo", help="Demo data.")
@@ -32,8 +33,9 @@ def load():
     finally:
         if quiet:
             current_app.logger.setLevel(previous)
-    click.echo(f"\nDemo data loaded: {len(WAPUS)} approved WAPUs, {len(PENDING)} registrations waiting for "
-               f"review, 1 sent back for correction.")
+    click.echo(f"\nDemo data loaded: {len(WAPUS) + len(LIFE_WAPUS)} approved WAPUs ({summary['ending']}'s "
+               f"contract ends within 30 days, {summary['suspended']} is suspended), {len(PENDING)} registrations "
+               f"waiting for review, 1 sent back for correction.")
     stamped = f"{summary['stamps']:,}".replace(",", ".")
     click.echo(f"Billing {month_key(summary['first'])} to {month_key(summary['last'])}: "
                f"{summary['invoices']} invoices ({summary['partly_paid']} partly paid, "
@@ -50,7 +52,7 @@ def load():
 def print_logins():
     click.echo(f"\nDemo logins (password for all: {DEMO_PASSWORD})")
     demo_emails = {email for email, _, _ in DISTRIBUTOR_USERS}
-    domains = {wapu[-1] for wapu in WAPUS}
+    domains = {wapu[-1] for wapu in WAPUS + LIFE_WAPUS}
     users = db.session.execute(select(User).order_by(User.wapu_id.nulls_first(), User.role)).scalars()
     for user in users:
         if user.email not in demo_emails and user.email.split("@")[1] not in domains:

@@ -13,6 +13,7 @@ from scm.core.formatting import today_wib
 from scm.core.uploads import Upload
 from scm.demo.billing import load_billing_demo
 from scm.demo.documents import demo_npwp, minimal_pdf
+from scm.demo.life import load_life_demo
 from scm.extensions import db
 from scm.registration import services as registration
 from scm.registration.models import ContactKind
@@ -88,6 +89,8 @@ def load_demo():
             data = registration_input(name, address, demo_npwp(base, branch), nib, domain, phone_seed=seed)
             registration.submit_registration(None, data=data, upload=_contract(name))
         _demo_orders(reviewer)
+        admin = db.session.execute(select(User).where(User.email == DISTRIBUTOR_USERS[0][0])).scalar_one()
+        life = load_life_demo(registration_input, reviewer, admin, DEMO_PASSWORD)
         name, address, (base, branch), nib, domain = RETURNED
         data = registration_input(name, address, demo_npwp(base, branch), nib, domain, phone_seed=20)
         reg = registration.submit_registration(None, data=data, upload=_contract(name))
@@ -97,7 +100,7 @@ def load_demo():
         returned_reference = reg.reference
     # The link the applicant is mailed (scm/registration/services.py:send_back_registration).
     link = f"{current_app.config['PUBLIC_BASE_URL']}/register/correct/{token}"
-    return billing | {"returned_reference": returned_reference, "correction_link": link}
+    return billing | life | {"returned_reference": returned_reference, "correction_link": link}
 
 
 # Per WAPU: (quantity, how far the order goes, purpose). Covers every PR and PO state.
