@@ -79,7 +79,7 @@ def configure_logging(app):
     root.addHandler(handler)
     root.setLevel(app.config["LOG_LEVEL"])
     logging.getLogger("scm").setLevel(app.config["LOG_LEVEL"])  # ours, whatever else changes the root's
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # scm.scheduler logs each run with its id
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)  # scm.scheduler logs each run, with its id
     _install_request_hooks(app)
 
 
