@@ -129,6 +129,8 @@ def _contract_downloads(app, email):
         response = client.get(url)
         assert response.status_code == 200 and response.data.startswith(b"%PDF"), url
         assert response.headers["Content-Disposition"].startswith("attachment")
+        assert response.headers["Content-Type"] == "application/pdf"
+        assert response.headers["Cache-Control"] == "private, no-store"
         pdfs[url] = response.data
     return pdfs
 
