@@ -35,7 +35,9 @@ class Config:
     SQLALCHEMY_DATABASE_URI = _env("SCM_DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'scm.sqlite3'}")
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
 
-    # Uploaded contracts live outside the web root (static/ is the only folder served).
+    # Uploaded files live in the database (file_blobs), which every web node shares. The old upload
+    # folder is read only by the migration 0008_file_store (which moves its files into the database)
+    # and by the restore of a backup made before it.
     UPLOAD_FOLDER = _env("SCM_UPLOAD_FOLDER", str(INSTANCE_DIR / "uploads"))
     MAX_UPLOAD_BYTES = _env_int("SCM_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
     # The whole request may be a little larger than the largest upload (a 20 MB usage report)

@@ -26,7 +26,6 @@ def create_app(config_name=None, **overrides):
             k: v for k, v in app.config["SQLALCHEMY_ENGINE_OPTIONS"].items() if k != "pool_pre_ping"}
     _check_production_settings(app)
     os.makedirs(app.instance_path, exist_ok=True)
-    os.makedirs(app.config["UPLOAD_FOLDER"], exist_ok=True)
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies:  # the client's address, scheme and host as the trusted proxies saw them (audit log IPs)
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies)

@@ -1,4 +1,4 @@
-"""Backups of a whole installation: the database and the uploaded files, with a manifest.
+"""Backups of a whole installation: the database, which holds the uploaded files too, with a manifest.
 
 A backup is one folder (``flask backup create --out DIR``)::
 
@@ -6,15 +6,16 @@ A backup is one folder (``flask backup create --out DIR``)::
                         the size and SHA-256 of each part
     database.sqlite3    SQLite: a consistent copy made with SQLite's online backup API, or
     database.pgdump     PostgreSQL: ``pg_dump --format=custom`` by the pg_dump of the server's version
-    uploads.tar         the files of the upload folder (the contracts)
 
-The database is copied first, the files after it: an upload is written to disk before its row
-commits and is never deleted, so every file a row of the copy names is in the tar. The manifest is
-written last; a folder without one is an interrupted backup and is never restored.
+The uploaded files (contracts, held uploads) are rows of the database (``file_blobs``), so the one
+consistent copy of the database holds every file its rows name. The manifest is written last; a
+folder without one is an interrupted backup and is never restored.
 
 ``flask backup restore DIR`` checks every part against the manifest, then restores into an empty
-database and an empty upload folder only, and checks every stored file against its recorded
-SHA-256. Beside ``scm.core.database`` this is the one module that knows SQLite from PostgreSQL:
+database only, and checks every stored file against its recorded SHA-256. A backup made before
+the files moved into the database (schema older than ``0008_file_store``) has an ``uploads.tar``
+too: it is restored into an empty upload folder, and ``flask db upgrade`` then moves its files into
+the database. Beside ``scm.core.database`` this is the one module that knows SQLite from PostgreSQL:
 a backup is in each database's own format.
 """
 
@@ -35,13 +36,13 @@ from flask import current_app
 from sqlalchemy import func, inspect, select, text
 
 from scm.core.database import utcnow
-from scm.core.models import StoredFile
+from scm.core.models import FileBlob, StoredFile
 from scm.core.uploads import upload_folder
 from scm.extensions import db
 
 FORMAT = 1
 MANIFEST = "manifest.json"
-UPLOADS = "uploads.tar"
+UPLOADS = "uploads.tar"  # only in backups made before 0008_file_store: the files of the upload folder
 DATABASE_FILE = {"sqlite": "database.sqlite3", "postgresql": "database.pgdump"}
 # Rows counted after a restore, so the operator sees at once what came back.
 COUNTED = ("wapus", "users", "stamps", "quota_entries", "invoices", "audit_log", "stored_files")
@@ -157,20 +158,12 @@ def _run_tool(args, env):
         raise BackupError(f"{Path(args[0]).name} failed: {done.stderr.strip() or done.returncode}")
 
 
-def _upload_files(folder: Path):
-    """Every file under the upload folder (relative paths, sorted), leaving out half-written ones."""
-    if not folder.is_dir():
-        return []
-    return sorted(path.relative_to(folder) for path in folder.rglob("*")
-                  if path.is_file() and not (path.name.startswith(".") and path.name.endswith(".tmp")))
-
-
 # ------------------------------------------------------------------------------------- create
 
 
 def create_backup(out: Path) -> dict:
-    """Write a backup of the database and the upload folder into the new (or empty) folder ``out``;
-    returns its manifest. Nothing is left behind when it fails."""
+    """Write a backup of the database (the uploaded files are in it) into the new (or empty) folder
+    ``out``; returns its manifest. Nothing is left behind when it fails."""
     out = Path(out)
     kind = _kind()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -207,18 +200,12 @@ def _write_backup(out: Path, kind: str) -> dict:
         conninfo, env = _libpq()
         _run_tool([pg_tool("pg_dump", major), "--format=custom", "--file", str(database), "--dbname", conninfo], env)
         server = str(major)
-    folder, files = upload_folder(), []
-    with tarfile.open(out / UPLOADS, "w") as tar:
-        for relative in _upload_files(folder):
-            tar.add(folder / relative, arcname=relative.as_posix(), recursive=False)
-            files.append(relative)
     manifest = {
         "format": FORMAT, "app": "scm-meterai", "app_version": app_version(), "alembic_revision": revision,
         "created_at": started.isoformat(timespec="seconds"),
         "database": {"kind": kind, "server_version": server},
         "parts": {
             database.name: {"bytes": database.stat().st_size, "sha256": sha256_of(database)},
-            UPLOADS: {"bytes": (out / UPLOADS).stat().st_size, "sha256": sha256_of(out / UPLOADS), "files": len(files)},
         },
     }
     partial = out / f".{MANIFEST}.tmp"
@@ -252,7 +239,8 @@ def read_manifest(folder: Path) -> dict:
 
 
 def restore_backup(folder: Path) -> Restored:
-    """Restore the backup in ``folder`` into this app's database and upload folder, both empty."""
+    """Restore the backup in ``folder`` into this app's database, which must be empty (and, for a
+    backup made before 0008_file_store, its files into the empty upload folder)."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     kind = _kind()
@@ -260,8 +248,9 @@ def restore_backup(folder: Path) -> Restored:
     if backup_kind != kind:
         raise BackupError(f"this is a backup of a {backup_kind} database; SCM_DATABASE_URL names a {kind} one")
     database = folder / DATABASE_FILE[kind]
-    if database.name not in manifest["parts"] or UPLOADS not in manifest["parts"]:
-        raise BackupError(f"the manifest does not list {database.name} and {UPLOADS}")
+    if database.name not in manifest["parts"]:
+        raise BackupError(f"the manifest does not list {database.name}")
+    old_files = UPLOADS in manifest["parts"]  # a backup made before the files moved into the database
     scripts, revision = _scripts(), manifest["alembic_revision"]
     try:
         known = revision is not None and scripts.get_revision(revision) is not None
@@ -279,8 +268,9 @@ def restore_backup(folder: Path) -> Restored:
             "an empty database: create a new one (createdb, or a new SQLite file), point SCM_DATABASE_URL at it "
             "and run the restore again.")
     uploads = upload_folder()
-    if uploads.exists() and any(uploads.iterdir()):
-        raise BackupError(f"the upload folder {uploads} is not empty: point SCM_UPLOAD_FOLDER at an empty folder")
+    if old_files and uploads.exists() and any(uploads.iterdir()):
+        raise BackupError(f"this backup keeps its files in {UPLOADS}, and the upload folder {uploads} is not "
+                          "empty: point SCM_UPLOAD_FOLDER at an empty folder")
 
     db.session.remove()
     db.engine.dispose()
@@ -292,10 +282,12 @@ def restore_backup(folder: Path) -> Restored:
         _run_tool([pg_tool("pg_restore", _server_major()), "--no-owner", "--no-privileges", "--exit-on-error",
                    "--single-transaction", "--dbname", conninfo, str(database)], env)
     db.engine.dispose()
-    uploads.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(folder / UPLOADS) as tar:
-        tar.extractall(uploads, filter="data")  # plain files inside the folder only
-    return Restored(manifest=manifest, rows=_count_rows(), files=len(_upload_files(uploads)),
+    if old_files:
+        uploads.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(folder / UPLOADS) as tar:
+            tar.extractall(uploads, filter="data")  # plain files inside the folder only
+    rows = _count_rows()
+    return Restored(manifest=manifest, rows=rows, files=rows.get("stored_files", 0),
                     head=scripts.get_current_head(), file_problems=check_stored_files())
 
 
@@ -307,13 +299,23 @@ def _count_rows() -> dict:
 
 
 def check_stored_files() -> list[str]:
-    """Every stored file the database names, checked on disk against its SHA-256; the problems found."""
+    """Every stored file the database names, checked against its SHA-256 (its blob in the database,
+    one file in memory at a time; on disk for a schema older than 0008_file_store); the problems found."""
     problems = []
-    for stored in db.session.execute(select(StoredFile).order_by(StoredFile.id)).scalars():
-        path = upload_folder() / stored.stored_name
-        if not path.is_file():
+    in_database = "file_blobs" in inspect(db.engine).get_table_names()
+    for stored in db.session.execute(select(StoredFile).order_by(StoredFile.id)).scalars().all():
+        if in_database:
+            content = db.session.execute(
+                select(FileBlob.content).where(FileBlob.sha256 == stored.sha256)).scalar_one_or_none()
+            found, same = content is not None, content is not None and hashlib.sha256(content).hexdigest() == stored.sha256
+            del content
+        else:
+            path = upload_folder() / stored.stored_name
+            found = path.is_file()
+            same = found and sha256_of(path) == stored.sha256
+        if not found:
             problems.append(f"missing: {stored.stored_name} ({stored.original_name})")
-        elif sha256_of(path) != stored.sha256:
+        elif not same:
             problems.append(f"changed: {stored.stored_name} ({stored.original_name})")
     db.session.remove()
     return problems

@@ -1,4 +1,4 @@
-"""``flask mail ...``: the email outbox; ``flask backup ...``: backups of the database and the uploads."""
+"""``flask mail ...``: the email outbox; ``flask backup ...``: backups of the database (the uploads are in it)."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
-from scm.core.backup import UPLOADS, BackupError, create_backup, restore_backup
+from scm.core.backup import BackupError, create_backup, restore_backup
 from scm.core.models import OutboxEmail
 from scm.core.services import deliver_outbox
 from scm.extensions import db
@@ -29,28 +29,29 @@ def status():
         click.echo(f"{state}: {count}")
 
 
-backup_cli = AppGroup("backup", help="Back up and restore the database and the uploaded files.")
+backup_cli = AppGroup("backup", help="Back up and restore the database, which holds the uploaded files too.")
 
 
 @backup_cli.command("create")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="A new (or empty) folder for this backup.")
 def create(out):
-    """Write a backup: the database, the upload folder's files and a manifest with their SHA-256."""
+    """Write a backup: the database (with the uploaded files) and a manifest with its SHA-256."""
     try:
         manifest = create_backup(out)
     except BackupError as error:
         raise click.ClickException(str(error)) from None
     for name, part in manifest["parts"].items():
         click.echo(f"{name}\t{part['bytes']} bytes\tsha256 {part['sha256']}")
-    click.echo(f"Backup written to {out} ({manifest['database']['kind']}, schema {manifest['alembic_revision']}, "
-               f"{manifest['parts'][UPLOADS]['files']} uploaded files). Keep it off this machine.")
+    click.echo(f"Backup written to {out} ({manifest['database']['kind']}, schema {manifest['alembic_revision']}; "
+               "the uploaded files are in the database). Keep it off this machine.")
 
 
 @backup_cli.command("restore")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def restore(folder):
-    """Restore a backup into an EMPTY database (SCM_DATABASE_URL) and an empty upload folder."""
+    """Restore a backup into an EMPTY database (SCM_DATABASE_URL); a backup older than 0008_file_store
+    also needs an empty upload folder (SCM_UPLOAD_FOLDER) for its uploads.tar."""
     try:
         restored = restore_backup(folder)
     except BackupError as error:

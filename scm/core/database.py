@@ -141,6 +141,29 @@ def unit_of_work():
     _run_callbacks(session, _after_commit_key)
 
 
+@contextmanager
+def own_transaction():
+    """A short transaction of its own on another connection, beside the session's: committed when
+    the block ends whatever becomes of the caller's unit of work (e.g. a file held for the next try
+    of a form). Yields a Connection. Never write there what the caller's open transaction has
+    locked (PostgreSQL would wait for it forever)."""
+    with db.engine.connect() as conn:
+        if is_sqlite(conn.engine):
+            conn = conn.execution_options(**{IMMEDIATE: True})
+        with conn.begin():
+            yield conn
+
+
+def insert_or_touch(table, values: dict, key: str, touch: dict):
+    """An INSERT of ``values`` into ``table`` that, when a row with the same ``key`` exists already,
+    only sets ``touch`` on it (``INSERT ... ON CONFLICT (key) DO UPDATE``, SQLite and PostgreSQL)."""
+    if is_sqlite():
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert(table).values(**values).on_conflict_do_update(index_elements=[key], set_=touch)
+
+
 def run_once_more_on_conflict(operation):
     """Run ``operation()`` in a unit of work; if a concurrent writer inserted the same unique key
     first (IntegrityError, e.g. the same stamp serial), run it once more in a new unit of work:

@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, event
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text, event
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, relationship
 
 from scm.core.database import BigKey, UTCDateTime, enum_type, utcnow
@@ -134,8 +134,28 @@ class OutboxEmail(TimestampMixin, db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class FileBlob(db.Model):
+    """The bytes of a file, once per content: its SHA-256 is its key (``bytea`` on PostgreSQL).
+
+    Stored files and held uploads name a blob by its SHA-256. ``used_at`` is the last time a file
+    was stored or held with this content; a blob nobody names is removed a day after that.
+    """
+
+    __tablename__ = "file_blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    content: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
 class StoredFile(TimestampMixin, db.Model):
-    """An uploaded file kept under a random name outside the web root, with its SHA-256."""
+    """An uploaded file: its name, type, size and SHA-256; its bytes are the blob of that SHA-256.
+
+    ``stored_name`` is a random name (the file's name in the upload folder before 0008_file_store,
+    and again if that migration is undone).
+    """
 
     __tablename__ = "stored_files"
 
@@ -144,7 +164,23 @@ class StoredFile(TimestampMixin, db.Model):
     original_name: Mapped[str] = mapped_column(String(255), nullable=False)
     content_type: Mapped[str] = mapped_column(String(80), nullable=False)
     size: Mapped[int] = mapped_column(Integer, nullable=False)
-    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+
+
+class HeldUpload(db.Model):
+    """A checked upload kept between two requests (a form shown again, a usage file between its
+    preview and its apply), on whichever node serves the next one. Found by the SHA-256 of its
+    random token; refused and removed once older than a day."""
+
+    __tablename__ = "held_uploads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    original_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    content_type: Mapped[str] = mapped_column(String(80), nullable=False)
+    sha256: Mapped[str] = mapped_column(ForeignKey("file_blobs.sha256"), nullable=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
 
 
 class JobOutcome(LabelledEnum):

@@ -49,13 +49,16 @@ def send_outbox_job():
 
 
 def prune_records_job(now=None):
-    """Daily: delete old job runs and remove the bodies of old sent mail (the audit log is never pruned)."""
+    """Daily: delete old job runs, remove the bodies of old sent mail, and delete uploads held longer
+    than a day with the file contents nobody uses any more (the audit log is never pruned)."""
     from scm.core.services import prune_outbox
+    from scm.core.uploads import prune_held_uploads
 
     now = now or utcnow()
     config = current_app.config
     return {"job_runs_deleted": prune_job_runs(now - timedelta(days=config["JOB_RUN_RETENTION_DAYS"])),
-            "mail_bodies_removed": prune_outbox(now - timedelta(days=config["OUTBOX_RETENTION_DAYS"]))}
+            "mail_bodies_removed": prune_outbox(now - timedelta(days=config["OUTBOX_RETENTION_DAYS"])),
+            **prune_held_uploads(now)}
 
 
 # name -> ("module:function" returning a dict of counts, imported when run; trigger). Each feature

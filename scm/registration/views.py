@@ -1,5 +1,6 @@
 """Registration pages: the public form, the correction link, the reviewers' queue and decisions."""
 
+import io
 from datetime import timedelta
 
 from flask import abort, flash, redirect, render_template, request, send_file, session, url_for
@@ -13,7 +14,7 @@ from scm.auth.scoping import can_see, get_scoped_or_404
 from scm.core.database import unit_of_work
 from scm.core.errors import ServiceError, ValidationErrors
 from scm.core.formatting import today_wib
-from scm.core.uploads import hold_upload, read_pdf_upload, release_held_upload, stored_path, take_held_upload
+from scm.core.uploads import hold_upload, read_pdf_upload, release_held_upload, stored_bytes, take_held_upload
 from scm.core.views import field_error, no_store, paginate, show_decision_error
 from scm.extensions import db
 from scm.registration import bp, services
@@ -35,7 +36,7 @@ from scm.registration.models import (
     WapuStatus,
 )
 
-HELD_KIND = "contracts"  # the folder of contracts held between two tries of a form
+HELD_KIND = "contracts"  # contracts held between two tries of a form
 
 
 def _read_upload(form, required):
@@ -226,10 +227,10 @@ def contract_file(contract_id):
 
 
 def _send_stored(stored):
-    path = stored_path(stored)
-    if not path.exists():
+    data = stored_bytes(stored)
+    if data is None:
         abort(404)
-    return send_file(path, mimetype="application/pdf", as_attachment=True, download_name=stored.original_name,
+    return send_file(io.BytesIO(data), mimetype="application/pdf", as_attachment=True, download_name=stored.original_name,
                      max_age=0)
 
 

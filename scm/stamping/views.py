@@ -132,7 +132,7 @@ def stamp(stamp_id):
     return render_template("stamping/stamp.html", stamp=item, entries=entries)
 
 
-HELD_KIND = "usage"  # the folder of usage files held between their preview and their apply
+HELD_KIND = "usage"  # usage files held between their preview and their apply (on any node)
 
 
 @bp.route("/usage/import", methods=["GET", "POST"])

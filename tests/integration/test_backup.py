@@ -1,9 +1,12 @@
-"""``flask backup create`` / ``flask backup restore``: a backup restored into an empty database balances
-its books, has the same rows, prints the same invoice PDFs byte for byte and holds the same uploads;
-a damaged backup, or a database or upload folder that is not empty, is refused and left alone."""
+"""``flask backup create`` / ``flask backup restore``: a backup of the database alone, restored into an
+empty database, balances its books, has the same rows, prints the same invoice PDFs byte for byte and
+gives the same uploaded contracts byte for byte; a damaged backup or a database that is not empty is
+refused and left alone; a backup made before the files moved into the database (with uploads.tar)
+still restores, and ``flask db upgrade`` moves its files in."""
 
 import json
 import shutil
+import tarfile
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -90,6 +93,7 @@ def test_a_backup_restores_into_an_empty_database_with_the_same_books_pdfs_and_u
     fin = _books(app, factory)
     before = _every_row_count(app)
     assert before["stamps"] == 2700 and before["invoices"] == 2 and before["stored_files"] == 2
+    assert before["file_blobs"] == 1  # the two contracts are the same PDF, kept once
     backup = tmp_path / "backup"
 
     made = app.test_cli_runner().invoke(args=["backup", "create", "--out", str(backup)])
@@ -97,9 +101,9 @@ def test_a_backup_restores_into_an_empty_database_with_the_same_books_pdfs_and_u
     manifest = json.loads((backup / "manifest.json").read_text())
     kind = empty_app.config["SQLALCHEMY_DATABASE_URI"].split(":")[0].split("+")[0]
     database = {"sqlite": "database.sqlite3", "postgresql": "database.pgdump"}[kind]
-    assert sorted(p.name for p in backup.iterdir()) == sorted([database, "manifest.json", "uploads.tar"])
+    assert sorted(p.name for p in backup.iterdir()) == sorted([database, "manifest.json"])  # no uploads.tar
     assert manifest["database"]["kind"] == kind and manifest["alembic_revision"] == _head(app)
-    assert manifest["parts"]["uploads.tar"]["files"] == 2 and manifest["app_version"]
+    assert list(manifest["parts"]) == [database] and manifest["app_version"]
     assert (backup.stat().st_mode & 0o777) == 0o700
 
     restored = empty_app.test_cli_runner().invoke(args=["backup", "restore", str(backup)])
@@ -112,7 +116,8 @@ def test_a_backup_restores_into_an_empty_database_with_the_same_books_pdfs_and_u
         assert verify_ledger() == []
     verify = empty_app.test_cli_runner().invoke(args=["quota", "verify"])
     assert verify.exit_code == 0 and "OK" in verify.output
-    assert _tree(empty_app.config["UPLOAD_FOLDER"]) == _tree(app.config["UPLOAD_FOLDER"])
+    # Neither app has (nor needs) an upload folder: the contracts come from the database.
+    assert not Path(empty_app.config["UPLOAD_FOLDER"]).exists() and not Path(app.config["UPLOAD_FOLDER"]).exists()
     # Invoices are rendered from the database on each download; WeasyPrint writes no creation date
     # (no dcterms.created in the HTML), so the same rows give the same bytes.
     original, copy = _downloads(app, fin), _downloads(empty_app, fin)
@@ -136,12 +141,13 @@ def test_a_damaged_backup_or_a_database_in_use_is_refused_and_nothing_changes(ap
 
     damaged = tmp_path / "damaged"
     shutil.copytree(backup, damaged)
-    with open(damaged / "uploads.tar", "r+b") as tar:
-        tar.seek(600)
-        tar.write(b"X")
+    database = next(p.name for p in backup.iterdir() if p.name.startswith("database."))
+    with open(damaged / database, "r+b") as part:
+        part.seek(600)
+        part.write(b"X")
     refused = empty_app.test_cli_runner().invoke(args=["backup", "restore", str(damaged)])
-    assert refused.exit_code != 0 and "uploads.tar does not match its SHA-256" in refused.output
-    shutil.copy(backup / "uploads.tar", damaged / "uploads.tar")
+    assert refused.exit_code != 0 and f"{database} does not match its SHA-256" in refused.output
+    shutil.copy(backup / database, damaged / database)
     manifest = json.loads((damaged / "manifest.json").read_text())
     (damaged / "manifest.json").write_text(json.dumps({**manifest, "alembic_revision": "0099_from_the_future"}))
     future = empty_app.test_cli_runner().invoke(args=["backup", "restore", str(damaged)])
@@ -151,8 +157,53 @@ def test_a_damaged_backup_or_a_database_in_use_is_refused_and_nothing_changes(ap
     assert incomplete.exit_code != 0 and "no manifest.json" in incomplete.output
     with empty_app.app_context():
         assert inspect(db.engine).get_table_names() == []  # refused before touching anything
-    assert _tree(empty_app.config["UPLOAD_FOLDER"]) == {}
+    assert not Path(empty_app.config["UPLOAD_FOLDER"]).exists()
 
-    (Path(empty_app.config["UPLOAD_FOLDER"]) / "stray.pdf").write_bytes(b"%PDF-")
+
+def test_a_backup_made_before_the_files_moved_into_the_database_still_restores(app, empty_app, factory, tmp_path):
+    """A backup of schema 0005 with its uploads.tar: restored into an empty database and an empty upload
+    folder (a folder that is not empty is refused), then ``flask db upgrade`` moves its files in."""
+    from flask_migrate import downgrade, upgrade
+
+    from scm.core.backup import sha256_of
+
+    fin = factory.user(Role.DIST_FIN)
+    factory.wapu()
+    downloads = _downloads(app, fin)
+    with app.app_context():
+        db.session.remove()
+        downgrade(revision="0005_bigint_keys")  # the files are back in the upload folder, as before 0008
+    try:
+        folder = Path(app.config["UPLOAD_FOLDER"])
+        backup = tmp_path / "old-backup"
+        made = app.test_cli_runner().invoke(args=["backup", "create", "--out", str(backup)])
+        assert made.exit_code == 0, made.output
+    finally:  # on PostgreSQL the tests share the database of `app`: leave it at the head
+        with app.app_context():
+            upgrade()
+            db.session.remove()
+    with tarfile.open(backup / "uploads.tar", "w") as tar:  # what the backups of that version held too
+        for path in sorted(folder.iterdir()):
+            tar.add(path, arcname=path.name, recursive=False)
+    manifest = json.loads((backup / "manifest.json").read_text())
+    assert manifest["alembic_revision"] == "0005_bigint_keys"
+    manifest["parts"]["uploads.tar"] = {"bytes": (backup / "uploads.tar").stat().st_size,
+                                        "sha256": sha256_of(backup / "uploads.tar"), "files": 1}
+    (backup / "manifest.json").write_text(json.dumps(manifest))
+
+    uploads = Path(empty_app.config["UPLOAD_FOLDER"])
+    uploads.mkdir()
+    (uploads / "stray.pdf").write_bytes(b"%PDF-")
     busy = empty_app.test_cli_runner().invoke(args=["backup", "restore", str(backup)])
     assert busy.exit_code != 0 and "upload folder" in busy.output and "not empty" in busy.output
+    (uploads / "stray.pdf").unlink()
+
+    restored = empty_app.test_cli_runner().invoke(args=["backup", "restore", str(backup)])
+    assert restored.exit_code == 0, restored.output
+    assert "1 uploaded files" in restored.output and "Next: flask db upgrade" in restored.output
+    assert _tree(uploads) == _tree(folder)
+    with empty_app.app_context():
+        upgrade()
+        db.session.remove()
+    shutil.rmtree(uploads)  # no longer needed
+    assert _downloads(empty_app, fin) == downloads

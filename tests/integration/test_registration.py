@@ -5,6 +5,7 @@ import re
 
 from sqlalchemy import func, select
 
+from scm.core.models import FileBlob, HeldUpload, StoredFile
 from scm.extensions import db
 from scm.registration.models import Registration, RegistrationState
 from tests.fixtures.factories import pdf_bytes, registration_form, valid_npwp
@@ -18,10 +19,16 @@ def submit(client, data, file_bytes=None, filename="kontrak.pdf"):
 
 
 def uploads(app):
-    from pathlib import Path
+    """The stored files, by their random names (their bytes are in the database)."""
+    with app.app_context():
+        return sorted(db.session.execute(select(StoredFile.stored_name)).scalars())
 
-    folder = Path(app.config["UPLOAD_FOLDER"])
-    return sorted(p.name for p in folder.glob("*.pdf")) if folder.exists() else []
+
+def kept(app):
+    """How many uploads are held, and how many file contents the database keeps."""
+    with app.app_context():
+        return (db.session.scalar(select(func.count()).select_from(HeldUpload)),
+                db.session.scalar(select(func.count()).select_from(FileBlob)))
 
 
 def count_registrations(app):
@@ -52,7 +59,7 @@ def test_register_end_to_end(app, client, mailbox, factory):
         assert reg.contract_file.sha256 and len(reg.contract_file.sha256) == 64
         stored = reg.contract_file.stored_name
         assert "kontrak" not in stored  # a random name, not the user's
-    assert uploads(app) == [stored]
+    assert uploads(app) == [stored] and kept(app) == (0, 1)
     # Mail went to the three contacts and to the reviewer.
     for kind in ("spv", "fin", "staff"):
         assert mailbox.to(data[f"{kind}_email"]), kind
@@ -71,12 +78,13 @@ def test_reference_numbers_are_sequential(app, client):
 def test_duplicate_npwp_gets_a_clear_message_not_500(app, client):
     assert submit(client, registration_form(121), pdf_bytes()).status_code == 302
     again = registration_form(122, npwp=registration_form(121)["npwp"])
-    response = submit(client, again, pdf_bytes())
+    response = submit(client, again, pdf_bytes("kedua"))  # refused in the unit of work that stored the PDF
     assert response.status_code == 200
     assert "NPWP ini sudah terdaftar" in response.get_data(as_text=True) or \
         "already registered" in response.get_data(as_text=True)
     assert count_registrations(app) == 1
     assert len(uploads(app)) == 1
+    assert kept(app) == (1, 2)  # the refused PDF is only held, for the next try of the form
 
 
 def test_bad_npwp_check_digit_is_named_beside_the_field(app, client):
@@ -102,11 +110,12 @@ def test_valid_upload_is_held_when_other_fields_fail(app, client):
     page = submit(client, data, pdf_bytes()).get_data(as_text=True)
     token = re.search(r'name="held_upload" type="hidden" value="([0-9a-f]{32})"', page).group(1)
     assert 'data-testid="held-upload"' in page
-    assert uploads(app) == []  # held, not stored
+    assert uploads(app) == [] and kept(app) == (1, 1)  # held, not stored
     fixed = registration_form(151, held_upload=token)
     response = submit(client, fixed)  # no file this time
     assert response.status_code == 302
     assert len(uploads(app)) == 1
+    assert kept(app) == (0, 1)  # released once stored; the same content is kept once
 
 
 def test_emails_must_be_distinct(app, client, factory):
@@ -149,20 +158,20 @@ def test_text_file_renamed_pdf_is_refused_and_nothing_stored(app, client):
     response = submit(client, registration_form(181), b"just some text, not a PDF\n" * 20, "kontrak.pdf")
     page = response.get_data(as_text=True)
     assert 'data-field-error="contract_file"' in page
-    assert count_registrations(app) == 0 and uploads(app) == []
+    assert count_registrations(app) == 0 and uploads(app) == [] and kept(app) == (0, 0)
 
 
 def test_empty_file_is_refused_and_nothing_stored(app, client):
     page = submit(client, registration_form(182), b"", "kontrak.pdf").get_data(as_text=True)
     assert 'data-field-error="contract_file"' in page
-    assert count_registrations(app) == 0 and uploads(app) == []
+    assert count_registrations(app) == 0 and uploads(app) == [] and kept(app) == (0, 0)
 
 
 def test_oversized_file_is_refused_and_nothing_stored(app, client):
     big = pdf_bytes()[:-6] + b" " * (10 * 1024 * 1024) + b"%%EOF\n"
     page = submit(client, registration_form(183), big).get_data(as_text=True)
     assert 'data-field-error="contract_file"' in page and "10 MB" in page
-    assert count_registrations(app) == 0 and uploads(app) == []
+    assert count_registrations(app) == 0 and uploads(app) == [] and kept(app) == (0, 0)
 
 
 def test_huge_request_gets_a_413_page(app, client):
@@ -170,7 +179,7 @@ def test_huge_request_gets_a_413_page(app, client):
     response = submit(client, registration_form(184), huge)
     assert response.status_code == 413
     assert "10 MB" in response.get_data(as_text=True)
-    assert count_registrations(app) == 0 and uploads(app) == []
+    assert count_registrations(app) == 0 and uploads(app) == [] and kept(app) == (0, 0)
 
 
 def test_missing_file_is_required(app, client):

@@ -11,6 +11,8 @@ from scm.core.models import AuditLog, JobLock, JobOutcome, JobRun, OutboxEmail, 
 from scm.core.services import ERASED_BODY, PRUNED_BODY, prune_outbox, record_audit
 from scm.extensions import db
 
+NO_FILES = {"held_uploads_deleted": 0, "file_blobs_deleted": 0}  # held uploads: see test_uploads.py
+
 
 def _runs(name, *ages_and_outcomes):
     now = utcnow()
@@ -54,7 +56,7 @@ def test_prune_records_keeps_what_is_young_running_unsent_or_audited(app):
         audit = _audit_rows()
         locks = db.session.execute(select(JobLock.name, JobLock.holder)).all()
 
-        assert tasks.run_job("prune-records") == {"job_runs_deleted": 5, "mail_bodies_removed": 2}
+        assert tasks.run_job("prune-records") == {"job_runs_deleted": 5, "mail_bodies_removed": 2, **NO_FILES}
 
         left = db.session.execute(select(JobRun.name, JobRun.outcome, JobRun.started_at).order_by(JobRun.id)).all()
         ages = [(name, outcome.value, (utcnow() - started).days) for name, outcome, started in left]
@@ -70,7 +72,7 @@ def test_prune_records_keeps_what_is_young_running_unsent_or_audited(app):
         assert db.session.execute(select(JobLock.name, JobLock.holder).where(JobLock.name != "prune-records")).all() \
             == locks == [("send-outbox", "host:1:x")]  # another job's lease is left alone
 
-        assert tasks.run_job("prune-records") == {"job_runs_deleted": 0, "mail_bodies_removed": 0}
+        assert tasks.run_job("prune-records") == {"job_runs_deleted": 0, "mail_bodies_removed": 0, **NO_FILES}
         assert _audit_rows() == audit
 
 
@@ -80,7 +82,7 @@ def test_the_ages_come_from_the_settings(app):
         _runs("send-outbox", (8, JobOutcome.SUCCESS), (6, JobOutcome.SUCCESS))
         _mail("31 hari", 31)
         _mail("29 hari", 29)
-        assert tasks.run_job("prune-records") == {"job_runs_deleted": 1, "mail_bodies_removed": 1}
+        assert tasks.run_job("prune-records") == {"job_runs_deleted": 1, "mail_bodies_removed": 1, **NO_FILES}
         assert db.session.scalar(select(OutboxEmail.body).where(OutboxEmail.subject == "29 hari")) == "Isi surat"
 
 

@@ -342,3 +342,32 @@ def test_command_refuses_an_invalid_file_with_row_numbers(app, factory, tmp_path
     assert "row 2: document_type" in result.output and "row 4: serial" in result.output, result.output
     with app.app_context():
         assert _counts(wapu["id"]) == (0, 1, (10, 0))
+
+
+def test_a_file_previewed_on_one_node_is_applied_on_another(app, factory, login_as, tmp_path):
+    """Two web nodes on one database (two app instances, each with its own upload folder, which does not
+    even exist): the load balancer sends the preview to one and the apply to the other."""
+    from scm import create_app
+    from tests.fixtures.client import Client
+
+    one = _wapu(app, factory, 813, quota=10)
+    admin = login_as("DIST_ADMIN")
+    node_b = create_app("testing", SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+                        SECRET_KEY=app.config["SECRET_KEY"], UPLOAD_FOLDER=str(tmp_path / "node-b-uploads"),
+                        MAIL_SEND_ON_COMMIT=False, PUBLIC_BASE_URL="http://testserver")
+    try:
+        on_b = Client(node_b.test_client())
+        cookie = admin.raw.get_cookie(app.config["SESSION_COOKIE_NAME"])
+        on_b.raw.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie.value)  # the same browser
+        page = _upload(admin, _csv(_rows(one["code"], 3))).get_data(as_text=True)  # node A
+        result = on_b.post("/usage/import/apply", {"token": _token(page)})  # node B
+        assert result.status_code == 200, result.get_data(as_text=True)[:500]
+        assert re.search(r'data-wapu="total">.*?data-result="applied">3<', result.get_data(as_text=True), re.S)
+        with app.app_context():
+            assert _counts(one["id"])[0] == 3
+        assert on_b.post("/usage/import/apply", {"token": _token(page)}).status_code == 302  # released on B
+    finally:
+        with node_b.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    assert not (tmp_path / "uploads").exists() and not (tmp_path / "node-b-uploads").exists()
