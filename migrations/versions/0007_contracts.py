@@ -67,20 +67,17 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('wapus', schema=None) as batch_op:
-        batch_op.drop_column('status_reason')
-    with op.batch_alter_table('contracts', schema=None) as batch_op:
-        batch_op.drop_column('ended_reason')
-        batch_op.drop_column('ended_how')
-        batch_op.drop_column('ended_from')
-        batch_op.drop_column('kind')
-
+    # The new tables first (they point at wapus and contracts), then the columns with a plain
+    # ALTER TABLE ... DROP COLUMN: a batch copy of wapus would drop a table other tables point at,
+    # which SQLite's foreign keys refuse once rows exist.
     with op.batch_alter_table('contract_warnings', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_contract_warnings_wapu_id'))
-
     op.drop_table('contract_warnings')
     with op.batch_alter_table('company_changes', schema=None) as batch_op:
         batch_op.drop_index('uq_company_changes_open', sqlite_where=sa.text("state = 'submitted'"), postgresql_where=sa.text("state = 'submitted'"))
         batch_op.drop_index(batch_op.f('ix_company_changes_wapu_id'))
-
     op.drop_table('company_changes')
+
+    op.drop_column('wapus', 'status_reason')
+    for column in ('ended_reason', 'ended_how', 'ended_from', 'kind'):
+        op.drop_column('contracts', column)

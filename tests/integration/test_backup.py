@@ -172,7 +172,7 @@ def test_a_backup_made_before_the_files_moved_into_the_database_still_restores(a
     downloads = _downloads(app, fin)
     with app.app_context():
         db.session.remove()
-        downgrade(revision="0005_bigint_keys")  # the files are back in the upload folder, as before 0008
+        downgrade(revision="0007_contracts")  # the files are back in the upload folder, as before 0008
     try:
         folder = Path(app.config["UPLOAD_FOLDER"])
         backup = tmp_path / "old-backup"
@@ -186,7 +186,7 @@ def test_a_backup_made_before_the_files_moved_into_the_database_still_restores(a
         for path in sorted(folder.iterdir()):
             tar.add(path, arcname=path.name, recursive=False)
     manifest = json.loads((backup / "manifest.json").read_text())
-    assert manifest["alembic_revision"] == "0005_bigint_keys"
+    assert manifest["alembic_revision"] == "0007_contracts"
     manifest["parts"]["uploads.tar"] = {"bytes": (backup / "uploads.tar").stat().st_size,
                                         "sha256": sha256_of(backup / "uploads.tar"), "files": 1}
     (backup / "manifest.json").write_text(json.dumps(manifest))

@@ -5,8 +5,16 @@ import re
 from sqlalchemy import func, select
 
 from scm.auth.models import Role, User
+from scm.core.formatting import today_wib
 from scm.extensions import db
-from scm.registration.models import Registration, RegistrationState, Wapu
+from scm.registration.models import (
+    CompanyChange,
+    ContractWarning,
+    Registration,
+    RegistrationState,
+    Wapu,
+    WapuStatus,
+)
 
 
 def test_create_admin_with_given_password(app):
@@ -60,17 +68,27 @@ def test_demo_load_is_idempotent_and_wapu_list_prints_it(app):
     with app.app_context():
         counts = _demo_counts()
         states = db.session.execute(select(Registration.state)).scalars().all()
-        assert states.count(RegistrationState.APPROVED) == 3
+        assert states.count(RegistrationState.APPROVED) == 5
         assert states.count(RegistrationState.SUBMITTED) == 2
         assert states.count(RegistrationState.RETURNED) == 1
-        assert db.session.execute(select(func.count()).select_from(Wapu)).scalar() == 3
+        assert db.session.execute(select(func.count()).select_from(Wapu)).scalar() == 5
+        # A WAPU's life: W0004's contract ends within 30 days (warned at 60 and 30), W0005 suspended,
+        # W0001's renewal entered and coming, W0002's 16-digit NPWP waiting for review.
+        wapus = {w.code: w for w in db.session.execute(select(Wapu)).scalars()}
+        today = today_wib()
+        assert 0 <= (wapus["W0004"].last_day_under_contract - today).days <= 30
+        assert wapus["W0005"].status == WapuStatus.SUSPENDED and wapus["W0005"].status_reason
+        assert [c.start_date > today for c in wapus["W0001"].contracts] == [True, False]
+        assert sorted(db.session.execute(select(ContractWarning.days)).scalars()) == [30, 60]
+        change = db.session.execute(select(CompanyChange)).scalar_one()
+        assert change.wapu_id == wapus["W0002"].id and change.npwp == "0" + wapus["W0002"].npwp
     second = runner.invoke(args=["demo", "load"])
     assert second.exit_code == 0 and "already loaded" in second.output
     with app.app_context():
         assert counts == _demo_counts()
     listing = runner.invoke(args=["wapu", "list"])
     lines = listing.output.strip().splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 5
     code, name, npwp, status = lines[0].split("\t")
     assert code == "W0001" and status == "active"
     assert len(npwp) == 20 and npwp[2] == "." and npwp[12] == "-"  # 99.999.999.9-999.999

@@ -110,7 +110,7 @@ def test_bigint_keys_migrate_a_database_holding_the_demo_and_the_books_still_bal
     assert verify.exit_code == 0, verify.output
 
 
-BEFORE_FILES, FILES = "0005_bigint_keys", "0008_file_store"
+BEFORE_FILES, FILES = "0007_contracts", "0008_file_store"
 
 
 def _contract_downloads(app, email):
