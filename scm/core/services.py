@@ -5,6 +5,7 @@ from datetime import date, datetime, timedelta
 
 from flask import current_app, g, has_request_context, render_template
 from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
 
 from scm.core.database import after_commit, unit_of_work, utcnow
@@ -240,5 +241,8 @@ def audit_text(entry) -> str:
         shown = str(text) % values
     except (KeyError, TypeError, ValueError):
         return entry.summary
+    on_behalf_of = entry.details.get("on_behalf_of")
+    if on_behalf_of:
+        shown = str(_l("%(text)s (on behalf of %(name)s)")) % {"text": shown, "name": on_behalf_of}
     note = entry.details.get("note")
     return f"{shown}: {note}" if note else shown

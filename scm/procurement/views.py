@@ -191,9 +191,10 @@ def _po_page(po, form, status=200):
 
 
 @bp.route("/purchase-orders/<int:po_id>/<any(approve, reject):action>", methods=["POST"])
-@roles_required(Role.DIST_SPV)
+@roles_required(Role.DIST_SPV, Role.DIST_ADMIN)
 def purchase_order_action(po_id, action):
-    """Approve (issues the quota, exactly once) or reject (reason required) a PO."""
+    """Approve (issues the quota, exactly once) or reject (reason required) a PO: a distributor
+    SPV, or whoever stands in for one today (the service checks)."""
     po = get_scoped_or_404(PurchaseOrder, po_id, current_user)
     form = DecisionForm()
     if not form.validate_on_submit():
