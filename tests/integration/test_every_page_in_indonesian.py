@@ -97,20 +97,22 @@ def world(app, factory):
             billing.run_billing(last, None, source="cli")
         with unit_of_work():
             billing.issue_drafts(last, find_active_user(fin))
-    return {"wapu": wapu, "month": f"{last:%Y-%m}", "fin": fin, "now": utcnow()}
+    return {"wapu": wapu, "wapu_id": wapu["id"], "month": f"{last:%Y-%m}", "fin": fin, "now": utcnow()}
 
 
 PAGES = {
     "WAPU_STAFF": ["/", "/purchase-requests", "/purchase-requests/new", "/purchase-orders", "/quota", "/usage",
                    "/notifications", "/password", "/company"],
     "WAPU_SPV": ["/", "/purchase-requests", "/purchase-orders", "/quota", "/usage", "/api-tokens",
-                 "/billing/invoices"],
+                 "/billing/invoices", "/wapus/{wapu_id}/users", "/wapus/{wapu_id}/users/new", "/stand-ins"],
     "WAPU_FIN": ["/", "/billing/invoices", "/usage", "/quota"],
-    "DIST_SPV": ["/", "/review/registrations", "/purchase-orders", "/wapus", "/usage", "/quota/accounts"],
+    "DIST_SPV": ["/", "/review/registrations", "/purchase-orders", "/wapus", "/usage", "/quota/accounts",
+                 "/stand-ins"],
     "DIST_FIN": ["/", "/billing", "/billing/months/{month}", "/billing/invoices", "/billing/aging",
                  "/billing/shortfall", "/usage", "/quota/accounts"],
     "DIST_ADMIN": ["/", "/admin/audit", "/admin/jobs", "/admin/users", "/admin/users/new", "/billing/settings",
-                   "/usage/import", "/api-tokens", "/quota/accounts", "/wapus"],
+                   "/usage/import", "/api-tokens", "/quota/accounts", "/wapus", "/wapus/{wapu_id}",
+                   "/wapus/{wapu_id}/users", "/wapus/{wapu_id}/users/new", "/stand-ins"],
 }
 
 
@@ -128,7 +130,7 @@ def test_every_page_of_every_role_is_in_indonesian(app, world, login_as, role):
 
 
 def test_the_public_pages_are_in_indonesian(app, client):
-    for url in ("/", "/login", "/register"):
+    for url in ("/", "/login", "/register", "/password/forgot"):
         assert not english_on(client.get(url).get_data(as_text=True)), url
 
 
