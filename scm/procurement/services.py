@@ -9,7 +9,7 @@ from sqlalchemy.orm import joinedload
 
 from scm.auth.models import Role, User
 from scm.core.database import next_number, utcnow
-from scm.core.errors import ServiceError, ValidationErrors
+from scm.core.errors import ServiceError, TransitionError, ValidationErrors
 from scm.core.formatting import to_wib, today_wib
 from scm.core.services import notify, record_audit, register_audit_action, register_notification
 from scm.extensions import db
@@ -179,8 +179,8 @@ def create_purchase_order(pr, actor):
     distributor_spvs = db.session.execute(
         select(User).where(User.role == Role.DIST_SPV, User.active.is_(True))
     ).scalars().all()
-    notify([*distributor_spvs, *substitutes_for(distributor_spvs)], "po_submitted", f"/purchase-orders/{po.id}", number=po.number, wapu=wapu.name,
-           quantity=po.quantity)
+    notify([*distributor_spvs, *substitutes_for(distributor_spvs)], "po_submitted", f"/purchase-orders/{po.id}",
+           number=po.number, wapu=wapu.name, quantity=po.quantity)
     return po
 
 
@@ -193,7 +193,7 @@ def decide_purchase_order(po, actor, *, action: str, comment: str = ""):
         # Not a supervisor, and standing in for none today: the workflow says why it is refused.
         decision = (actor.role, None)
     if decision is None:
-        raise ServiceError(_l("Your role may not do this."), code="forbidden")
+        raise TransitionError(_l("Your role may not do this."), code="forbidden")
     role, principal = decision
     PO_WORKFLOW.apply(po, action, actor, role, comment=comment, on_behalf_of=principal)
     po.decided_at = utcnow()
