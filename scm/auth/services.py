@@ -250,11 +250,14 @@ def _over_limit(identifier: str, limit: int, now) -> bool:
     return False
 
 
-def request_password_reset(email: str, *, client_ip: str | None = None) -> None:
+def request_password_reset(email: str, *, client_ip: str | None = None):
     """Email a single-use, time-limited reset link to ``email`` if it is an active user's.
 
     Nothing tells the caller whether it was: the page answers the same either way. Requests are
-    throttled per email and per client address (the same answer, no mail)."""
+    throttled per email and per client address (the same answer, no mail). The mail is not sent
+    when the transaction commits: the id of its outbox message is returned (None when no link was
+    issued) for the web layer to send it once the answer has gone, so that the answer also takes
+    the same time either way (the outbox job sends it otherwise)."""
     config = current_app.config
     identifier = normalize_email(email)[:240]
     now = utcnow()
@@ -267,18 +270,19 @@ def request_password_reset(email: str, *, client_ip: str | None = None) -> None:
         record_audit(None, "auth.password_reset_throttled", object_type="User", object_id=getattr(user, "id", ""),
                      ref=identifier, summary=f"password reset link refused (throttled): {identifier}",
                      actor_label=identifier, details={})
-        return
+        return None
     if user is None:
-        return
+        return None
     token = secrets.token_urlsafe(32)
     minutes = config["PASSWORD_RESET_LINK_MINUTES"]
     db.session.add(PasswordResetToken(user_id=user.id, token_hash=_token_hash(token),
                                       expires_at=now + timedelta(minutes=minutes)))
-    queue_email(user.email, "password_reset", sensitive=True, user=user, minutes=minutes,
-                link=f"{config['PUBLIC_BASE_URL']}/password/reset/{token}")
+    message = queue_email(user.email, "password_reset", sensitive=True, send_on_commit=False, user=user,
+                          minutes=minutes, link=f"{config['PUBLIC_BASE_URL']}/password/reset/{token}")
     record_audit(None, "auth.password_reset_requested", user, f"password reset link sent to {user.email}",
                  actor_label=identifier, details={})
     db.session.flush()
+    return message.id
 
 
 def find_reset_token(token: str):

@@ -1,6 +1,6 @@
 """Login, logout, password change and the distributor admin's user management."""
 
-from flask import flash, g, redirect, render_template, request, session, url_for
+from flask import current_app, flash, g, make_response, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
@@ -18,7 +18,7 @@ from scm.auth.forms import (
 from scm.auth.models import DISTRIBUTOR_ROLES, Role, User
 from scm.core.database import unit_of_work
 from scm.core.errors import ServiceError
-from scm.core.services import record_audit
+from scm.core.services import deliver_outbox, record_audit
 from scm.core.views import field_error, no_store, paginate, safe_next
 from scm.extensions import db
 
@@ -97,9 +97,22 @@ def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
         with unit_of_work():
-            services.request_password_reset(form.email.data, client_ip=g.get("client_ip"))
-        return render_template("auth/forgot_password_sent.html", email=form.email.data.strip())
+            message_id = services.request_password_reset(form.email.data, client_ip=g.get("client_ip"))
+        response = make_response(render_template("auth/forgot_password_sent.html", email=form.email.data.strip()))
+        if message_id is not None and current_app.config["MAIL_SEND_ON_COMMIT"]:
+            response.call_on_close(_send_later(message_id))  # after the answer: both answers take as long
+        return response
     return render_template("auth/forgot_password.html", form=form)
+
+
+def _send_later(message_id):
+    app = current_app._get_current_object()
+
+    def send():
+        with app.app_context():
+            deliver_outbox(ids=[message_id])
+
+    return send
 
 
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])

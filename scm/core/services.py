@@ -49,7 +49,7 @@ def record_audit(actor, action, obj=None, summary="", *, details=None, ref=None,
     return row
 
 
-def queue_email(to_address, template, *, sensitive=False, locale="id", **context):
+def queue_email(to_address, template, *, sensitive=False, locale="id", send_on_commit=True, **context):
     """Write an email to the outbox, in the caller's transaction; it is sent after commit.
 
     ``template`` names ``templates/email/<template>.txt``; its first line is the subject.
@@ -62,7 +62,7 @@ def queue_email(to_address, template, *, sensitive=False, locale="id", **context
     )
     db.session.add(message)
     db.session.flush()
-    if current_app.config["MAIL_SEND_ON_COMMIT"]:
+    if send_on_commit and current_app.config["MAIL_SEND_ON_COMMIT"]:
         message_id = message.id
         after_commit(lambda: deliver_outbox(ids=[message_id]))
     return message
