@@ -119,7 +119,8 @@ def _active_ids(wapu_id, role):
     # Locked (FOR UPDATE on PostgreSQL) so that two people deactivating the last two SPVs at once
     # cannot both succeed; SQLite's write transactions are serial anyway.
     return db.session.execute(
-        select(User.id).where(User.wapu_id == wapu_id, User.role == role, User.active.is_(True)).with_for_update()
+        select(User.id).where(User.wapu_id == wapu_id, User.role == role, User.active.is_(True))
+        .order_by(User.id).with_for_update()
     ).scalars().all()
 
 

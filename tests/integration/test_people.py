@@ -207,3 +207,38 @@ def test_contact_details_are_checked_as_at_registration(app, factory, login_as):
         assert fin.email in entry.details["changes"] and "keu@baru.example.com" in entry.details["changes"]
     log = admin.get("/admin/audit").get_data(as_text=True)
     assert "keu@baru.example.com" in log
+
+
+def test_two_admins_deactivating_the_last_two_spvs_at_once_leave_one(app, factory):
+    import threading
+
+    from scm.core.errors import ServiceError
+    from scm.people.services import set_wapu_user_active
+
+    wapu = factory.wapu()
+    spvs = [wapu["users"]["WAPU_SPV"][0], factory.user("WAPU_SPV", wapu_id=wapu["id"])]
+    admins = [factory.user("DIST_ADMIN"), factory.user("DIST_ADMIN")]
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def deactivate(admin_email, spv_email):
+        with app.app_context():
+            barrier.wait()
+            try:
+                with unit_of_work():
+                    actor = db.session.execute(select(User).where(User.email == admin_email)).scalar_one()
+                    target = db.session.execute(select(User).where(User.email == spv_email)).scalar_one()
+                    set_wapu_user_active(target, actor, active=False)
+                outcomes.append("ok")
+            except ServiceError as error:
+                outcomes.append(error.code)
+            finally:
+                db.session.remove()
+
+    workers = [threading.Thread(target=deactivate, args=pair) for pair in zip(admins, spvs)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert sorted(outcomes) == ["minimum_staffing", "ok"], outcomes
+    assert sum(_user(app, email).active for email in spvs) == 1
