@@ -132,6 +132,11 @@ def cancel_purchase_request(pr, actor):
     PR_WORKFLOW.apply(pr, "cancel", actor, actor.role)
 
 
+def pr_on_behalf_of(pr, actor):
+    """The supervisor ``actor`` would decide ``pr`` for today, standing in (None: in their own right)."""
+    return stand_in_mandate(actor, SPV, wapu_id=pr.wapu_id, exclude_ids={pr.created_by_id})
+
+
 def decide_purchase_request(pr, actor, *, action: str, comment: str = ""):
     """The WAPU's SPV approves, rejects or returns a PR; never one they created."""
     if action not in PR_DECISIONS:
@@ -140,7 +145,7 @@ def decide_purchase_request(pr, actor, *, action: str, comment: str = ""):
     if actor.id == pr.created_by_id:
         raise ServiceError(_l("You cannot decide on a purchase request you created."), code="forbidden")
     # A supervisor standing in for another today decides on that supervisor's behalf.
-    principal = stand_in_mandate(actor, SPV, wapu_id=pr.wapu_id, exclude_ids={pr.created_by_id})
+    principal = pr_on_behalf_of(pr, actor)
     PR_WORKFLOW.apply(pr, action, actor, actor.role, comment=comment, on_behalf_of=principal)
     kind = {"approve": "pr_approved", "reject": "pr_rejected", "return": "pr_returned"}[action]
     notify([pr.created_by], kind, f"/purchase-requests/{pr.id}", number=pr.number, comment=comment.strip())

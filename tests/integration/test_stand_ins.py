@@ -80,6 +80,8 @@ def test_a_wapu_stand_in_decides_on_behalf_during_the_leave_only(app, team, mail
     assert "Pengguna WAPU_SPV" in team["spv2"].get("/stand-ins").get_data(as_text=True)
 
     pr_id = raise_pr(team["staff"])
+    assert 'data-testid="deciding-on-behalf"' in team["spv2"].get(f"/purchase-requests/{pr_id}").get_data(as_text=True)
+    assert 'data-testid="deciding-on-behalf"' not in team["spv"].get(f"/purchase-requests/{pr_id}").get_data(as_text=True)
     assert team["spv2"].post(f"/purchase-requests/{pr_id}/approve").status_code == 302
     with app.app_context():
         event = db.session.execute(select(PurchaseRequestEvent).where(
@@ -137,7 +139,8 @@ def test_a_distributor_admin_standing_in_for_a_distributor_spv(app, login_as, te
     mailbox.clear()
     po_id = _new_po(team)
     assert mailbox.to(admin.email) and mailbox.to(dist_spv.email)
-    assert 'data-action="approve"' in admin.get(f"/purchase-orders/{po_id}").get_data(as_text=True)
+    page = admin.get(f"/purchase-orders/{po_id}").get_data(as_text=True)
+    assert 'data-action="approve"' in page and 'data-testid="deciding-on-behalf"' in page
     assert admin.post(f"/purchase-orders/{po_id}/approve").status_code == 302
     with app.app_context():
         assert db.session.get(PurchaseOrder, po_id).state == POState.APPROVED
