@@ -235,7 +235,7 @@ def test_two_admins_deactivating_the_last_two_spvs_at_once_leave_one(app, factor
             finally:
                 db.session.remove()
 
-    workers = [threading.Thread(target=deactivate, args=pair) for pair in zip(admins, spvs)]
+    workers = [threading.Thread(target=deactivate, args=pair) for pair in zip(admins, spvs, strict=True)]
     for worker in workers:
         worker.start()
     for worker in workers:
