@@ -97,6 +97,12 @@ class Config:
     PUBLIC_BASE_URL = _env("SCM_PUBLIC_BASE_URL", "http://127.0.0.1:5000")
 
     CORRECTION_LINK_DAYS = _env_int("SCM_CORRECTION_LINK_DAYS", 14)
+    # Forgotten password: a link works once, for PASSWORD_RESET_LINK_MINUTES; at most
+    # PASSWORD_RESET_MAX_LINKS links per email (and per client address, times ten) within
+    # PASSWORD_RESET_WINDOW_MINUTES; further requests get the same answer and no mail.
+    PASSWORD_RESET_LINK_MINUTES = _env_int("SCM_PASSWORD_RESET_LINK_MINUTES", 60)
+    PASSWORD_RESET_MAX_LINKS = _env_int("SCM_PASSWORD_RESET_MAX_LINKS", 3)
+    PASSWORD_RESET_WINDOW_MINUTES = _env_int("SCM_PASSWORD_RESET_WINDOW_MINUTES", 60)
 
     BABEL_DEFAULT_LOCALE = "id"
     BABEL_DEFAULT_TIMEZONE = "Asia/Jakarta"

@@ -49,9 +49,9 @@ def create_app(config_name=None, **overrides):
     with app.app_context():
         configure_engine_events(db.engine)
 
-    from scm import api, auth, billing, core, home, procurement, quota, registration, stamping
+    from scm import api, auth, billing, core, home, people, procurement, quota, registration, stamping
 
-    for feature in (core, auth, registration, quota, stamping, procurement, api, billing, home):
+    for feature in (core, auth, registration, people, quota, stamping, procurement, api, billing, home):
         feature.init_app(app)
 
     from scm.demo.cli import demo_cli

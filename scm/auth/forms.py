@@ -36,3 +36,15 @@ class DistributorUserForm(Form):
 
 class ConfirmForm(Form):
     """An empty form: a button that changes something carries a CSRF token through it."""
+
+
+class ForgotPasswordForm(Form):
+    email = EmailField(_l("Email"), validators=[DataRequired(REQUIRED), Length(max=255)])
+
+
+class ResetPasswordForm(Form):
+    new_password = PasswordField(_l("New password"), validators=[DataRequired(REQUIRED)])
+    confirm_password = PasswordField(
+        _l("Repeat the new password"),
+        validators=[DataRequired(REQUIRED), EqualTo("new_password", _l("The passwords do not match."))],
+    )

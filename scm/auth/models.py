@@ -109,3 +109,17 @@ class LoginThrottle(db.Model):
     failures: Mapped[int] = mapped_column(default=0, nullable=False)
     window_started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PasswordResetToken(TimestampMixin, db.Model):
+    """A forgotten-password link: only its SHA-256 is stored; it works once, until it expires."""
+
+    __tablename__ = "password_reset_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True, nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user = relationship("User")

@@ -1,5 +1,6 @@
 """Authentication and user management services. The acting user is always an argument."""
 
+import hashlib
 import math
 import secrets
 from dataclasses import dataclass
@@ -9,13 +10,13 @@ from functools import lru_cache
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from scm.auth.models import DISTRIBUTOR_ROLES, LoginThrottle, Role, User
+from scm.auth.models import DISTRIBUTOR_ROLES, LoginThrottle, PasswordResetToken, Role, User
 from scm.core.database import utcnow
 from scm.core.errors import ServiceError
-from scm.core.services import record_audit, register_audit_action
+from scm.core.services import queue_email, record_audit, register_audit_action
 from scm.extensions import db
 
 MIN_PASSWORD_LENGTH = 10
@@ -30,6 +31,9 @@ register_audit_action("user.create", _l("User created"), _l("as %(role)s"), role
 register_audit_action("user.reset_password", _l("One-time password issued"))
 register_audit_action("user.activate", _l("User reactivated"))
 register_audit_action("user.deactivate", _l("User deactivated"))
+register_audit_action("auth.password_reset_requested", _l("Password reset link sent"))
+register_audit_action("auth.password_reset_throttled", _l("Password reset link refused: too many requests"))
+register_audit_action("auth.password_reset", _l("Password reset through the emailed link"))
 # Letters and digits that cannot be misread on paper nor retyped in the wrong case. Left out:
 # 0/O/o, 1/l/I/i/j, 2/Z/z, 5/S/s, 8/B, U/u/V/v, m (reads as "rn"), q (reads as g or 9), and
 # the lower case of the letters whose two cases look alike (c k p w x y).
@@ -221,3 +225,104 @@ def set_user_active(user: User, actor, *, active: bool) -> None:
     user.active = active
     user.rotate_session_token()
     record_audit(actor, "user.activate" if active else "user.deactivate", user, user.email, details={})
+
+
+# --------------------------------------------------------------------------- forgotten password
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256((token or "").encode()).hexdigest()
+
+
+def _over_limit(identifier: str, limit: int, now) -> bool:
+    """Count one request for ``identifier``; True when it is over ``limit`` within the window.
+
+    The same table and design as the login throttle: one row per name, a window that restarts."""
+    window = timedelta(minutes=current_app.config["PASSWORD_RESET_WINDOW_MINUTES"])
+    throttle = db.session.get(LoginThrottle, identifier)
+    if throttle is None:
+        throttle = LoginThrottle(identifier=identifier, failures=0, window_started_at=now)
+        db.session.add(throttle)
+    elif throttle.window_started_at < now - window:
+        throttle.failures, throttle.window_started_at, throttle.locked_until = 0, now, None
+    if throttle.failures >= limit:
+        return True
+    throttle.failures += 1
+    return False
+
+
+def request_password_reset(email: str, *, client_ip: str | None = None):
+    """Email a single-use, time-limited reset link to ``email`` if it is an active user's.
+
+    Nothing tells the caller whether it was: the page answers the same either way. Requests are
+    throttled per email and per client address (the same answer, no mail). The mail is not sent
+    when the transaction commits: the id of its outbox message is returned (None when no link was
+    issued) for the web layer to send it once the answer has gone, so that the answer also takes
+    the same time either way (the outbox job sends it otherwise)."""
+    config = current_app.config
+    identifier = normalize_email(email)[:240]
+    now = utcnow()
+    limit = config["PASSWORD_RESET_MAX_LINKS"]
+    throttled = _over_limit(f"reset:{identifier}", limit, now)
+    if client_ip and _over_limit(f"reset-ip:{client_ip}"[:255], limit * 10, now):
+        throttled = True
+    user = find_active_user(identifier)
+    if throttled:
+        record_audit(None, "auth.password_reset_throttled", object_type="User", object_id=getattr(user, "id", ""),
+                     ref=identifier, summary=f"password reset link refused (throttled): {identifier}",
+                     actor_label=identifier, details={})
+        return None
+    if user is None:
+        return None
+    token = secrets.token_urlsafe(32)
+    minutes = config["PASSWORD_RESET_LINK_MINUTES"]
+    db.session.add(PasswordResetToken(user_id=user.id, token_hash=_token_hash(token),
+                                      expires_at=now + timedelta(minutes=minutes)))
+    message = queue_email(user.email, "password_reset", sensitive=True, send_on_commit=False, user=user,
+                          minutes=minutes, link=f"{config['PUBLIC_BASE_URL']}/password/reset/{token}")
+    record_audit(None, "auth.password_reset_requested", user, f"password reset link sent to {user.email}",
+                 actor_label=identifier, details={})
+    db.session.flush()
+    return message.id
+
+
+def find_reset_token(token: str):
+    """The unused, unexpired reset token of an active user named by ``token``; None otherwise."""
+    row = db.session.execute(
+        select(PasswordResetToken).where(PasswordResetToken.token_hash == _token_hash(token))
+    ).scalar_one_or_none()
+    if row is None or row.used_at is not None or row.expires_at <= utcnow() or not row.user.active:
+        return None
+    return row
+
+
+def reset_forgotten_password(token: str, *, new_password: str) -> User:
+    """Set a new password through an emailed link: the link is spent, every session of the user
+    ends (the session token rotates), the other links of the user stop working."""
+    row = find_reset_token(token)
+    if row is None:
+        raise ServiceError(_l("This link is invalid, used or expired. Ask for a new one."), code="invalid_token")
+    user = row.user
+    problems = password_problems(new_password, user.email)
+    if problems:
+        raise ServiceError(problems[0], field="new_password")
+    now = utcnow()
+    spent = db.session.execute(
+        update(PasswordResetToken)
+        .where(PasswordResetToken.id == row.id, PasswordResetToken.used_at.is_(None))
+        .values(used_at=now).execution_options(synchronize_session=False)
+    )
+    if spent.rowcount != 1:  # used at the same moment in another request
+        raise ServiceError(_l("This link is invalid, used or expired. Ask for a new one."), code="invalid_token")
+    db.session.execute(
+        update(PasswordResetToken)
+        .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
+        .values(used_at=now).execution_options(synchronize_session=False)
+    )
+    set_password(user, new_password, must_change=False)
+    throttle = db.session.get(LoginThrottle, user.email)
+    if throttle is not None:  # a locked-out user who proved they own the mailbox may log in again
+        db.session.delete(throttle)
+    record_audit(user, "auth.password_reset", user, f"password reset through the emailed link: {user.email}",
+                 details={})
+    db.session.flush()
+    return user

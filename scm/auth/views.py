@@ -1,17 +1,24 @@
 """Login, logout, password change and the distributor admin's user management."""
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, g, make_response, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 
 from scm.auth import bp, services
 from scm.auth.decorators import roles_required
-from scm.auth.forms import ChangePasswordForm, ConfirmForm, DistributorUserForm, LoginForm
+from scm.auth.forms import (
+    ChangePasswordForm,
+    ConfirmForm,
+    DistributorUserForm,
+    ForgotPasswordForm,
+    LoginForm,
+    ResetPasswordForm,
+)
 from scm.auth.models import DISTRIBUTOR_ROLES, Role, User
 from scm.core.database import unit_of_work
 from scm.core.errors import ServiceError
-from scm.core.services import record_audit
+from scm.core.services import deliver_outbox, record_audit
 from scm.core.views import field_error, no_store, paginate, safe_next
 from scm.extensions import db
 
@@ -80,6 +87,58 @@ def change_password():
             return redirect(url_for("home.index"))
     return render_template("auth/change_password.html", form=form,
                            min_length=services.MIN_PASSWORD_LENGTH)
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+def forgot_password():
+    """Ask for a reset link by email; the answer is the same whether the email has an account."""
+    if current_user.is_authenticated:
+        return redirect(url_for("auth.change_password"))
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        with unit_of_work():
+            message_id = services.request_password_reset(form.email.data, client_ip=g.get("client_ip"))
+        response = make_response(render_template("auth/forgot_password_sent.html", email=form.email.data.strip()))
+        if message_id is not None and current_app.config["MAIL_SEND_ON_COMMIT"]:
+            response.call_on_close(_send_later(message_id))  # after the answer: both answers take as long
+        return response
+    return render_template("auth/forgot_password.html", form=form)
+
+
+def _send_later(message_id):
+    app = current_app._get_current_object()
+
+    def send():
+        with app.app_context():
+            deliver_outbox(ids=[message_id])
+
+    return send
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+def reset_password(token):
+    """Choose a new password through the emailed link (once, before it expires)."""
+    if services.find_reset_token(token) is None:
+        return no_store(render_template("auth/reset_link_invalid.html")), 404
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                services.reset_forgotten_password(token, new_password=form.new_password.data)
+        except ServiceError as error:
+            if error.code == "invalid_token":
+                return no_store(render_template("auth/reset_link_invalid.html")), 404
+            field_error(form, error)
+        else:
+            if current_user.is_authenticated:
+                logout_user()
+            lang = session.get("lang")
+            session.clear()
+            if lang:
+                session["lang"] = lang
+            flash(_("Your password has been changed. Log in with the new password."), "success")
+            return redirect(url_for("auth.login"))
+    return no_store(render_template("auth/reset_password.html", form=form, min_length=services.MIN_PASSWORD_LENGTH))
 
 
 @bp.route("/admin/users")

@@ -32,7 +32,7 @@ class WorkflowEventMixin(TimestampMixin):
 
     @declared_attr
     def actor(cls):
-        return relationship("User")
+        return relationship("User", foreign_keys=f"{cls.__name__}.actor_id")
 
     @property
     def to_label(self):

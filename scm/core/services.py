@@ -5,6 +5,7 @@ from datetime import date, datetime, timedelta
 
 from flask import current_app, g, has_request_context, render_template
 from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
 
 from scm.core.database import after_commit, in_batches, unit_of_work, utcnow
@@ -50,7 +51,7 @@ def record_audit(actor, action, obj=None, summary="", *, details=None, ref=None,
     return row
 
 
-def queue_email(to_address, template, *, sensitive=False, locale="id", **context):
+def queue_email(to_address, template, *, sensitive=False, locale="id", send_on_commit=True, **context):
     """Write an email to the outbox, in the caller's transaction; it is sent after commit.
 
     ``template`` names ``templates/email/<template>.txt``; its first line is the subject.
@@ -63,7 +64,7 @@ def queue_email(to_address, template, *, sensitive=False, locale="id", **context
     )
     db.session.add(message)
     db.session.flush()
-    if current_app.config["MAIL_SEND_ON_COMMIT"]:
+    if send_on_commit and current_app.config["MAIL_SEND_ON_COMMIT"]:
         message_id = message.id
         after_commit(lambda: deliver_outbox(ids=[message_id]))
     return message
@@ -253,5 +254,8 @@ def audit_text(entry) -> str:
         shown = str(text) % values
     except (KeyError, TypeError, ValueError):
         return entry.summary
+    on_behalf_of = entry.details.get("on_behalf_of")
+    if on_behalf_of:
+        shown = str(_l("%(text)s (on behalf of %(name)s)")) % {"text": shown, "name": on_behalf_of}
     note = entry.details.get("note")
     return f"{shown}: {note}" if note else shown

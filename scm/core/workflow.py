@@ -46,8 +46,11 @@ class StateMachine:
     def actions_for(self, obj, role):
         return [t.action for (state, _), t in self.table.items() if state == obj.state and role in t.roles]
 
-    def apply(self, obj, action, actor, role, comment=None, summary=""):
-        """Move ``obj`` along ``action`` as ``actor`` acting in ``role``; returns the event row."""
+    def apply(self, obj, action, actor, role, comment=None, summary="", on_behalf_of=None):
+        """Move ``obj`` along ``action`` as ``actor`` acting in ``role``; returns the event row.
+
+        ``on_behalf_of``: the supervisor a stand-in decides for (recorded on the event, when its
+        table has an ``on_behalf_of_id`` column, and in the audit log)."""
         t = self.transition(obj, action)
         if t is None:
             raise TransitionError(
@@ -83,9 +86,15 @@ class StateMachine:
             actor_id=getattr(actor, "id", None),
             comment=comment or None,
         )
+        if on_behalf_of is not None and hasattr(self.event_model, "on_behalf_of_id"):
+            event.on_behalf_of_id = on_behalf_of.id
         db.session.add(event)
+        details = {"from": t.source.value, "to": t.target.value, **({"note": comment} if comment else {})}
+        if on_behalf_of is not None:
+            details["on_behalf_of"] = on_behalf_of.email
         record_audit(actor, f"{self.name}.{action}", obj,
-                     summary or f"{t.source} -> {t.target}" + (f": {comment}" if comment else ""),
-                     details={"from": t.source.value, "to": t.target.value, **({"note": comment} if comment else {})})
+                     (summary or f"{t.source} -> {t.target}" + (f": {comment}" if comment else ""))
+                     + (f" (on behalf of {on_behalf_of.email})" if on_behalf_of is not None else ""),
+                     details=details)
         db.session.flush()
         return event

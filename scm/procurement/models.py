@@ -69,6 +69,9 @@ class PurchaseRequestEvent(WorkflowEventMixin, db.Model):
     state_enum = PRState
 
     purchase_request_id: Mapped[int] = mapped_column(ForeignKey("purchase_requests.id"), index=True, nullable=False)
+    # The supervisor a stand-in decided for (None: the actor decided in their own right).
+    on_behalf_of_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    on_behalf_of = relationship("User", foreign_keys=[on_behalf_of_id])
     purchase_request = relationship("PurchaseRequest", back_populates="events")
 
 
@@ -101,7 +104,7 @@ class PurchaseOrder(TimestampMixin, db.Model):
     events = relationship("PurchaseOrderEvent", back_populates="purchase_order", order_by="PurchaseOrderEvent.id")
 
     def can(self, action, user) -> bool:
-        return PO_WORKFLOW.can(self, action, user.role)
+        return po_allows(self, action, user)
 
     @property
     def audit_ref(self) -> str:
@@ -114,6 +117,9 @@ class PurchaseOrderEvent(WorkflowEventMixin, db.Model):
     state_enum = POState
 
     purchase_order_id: Mapped[int] = mapped_column(ForeignKey("purchase_orders.id"), index=True, nullable=False)
+    # The supervisor a stand-in decided for (None: the actor decided in their own right).
+    on_behalf_of_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    on_behalf_of = relationship("User", foreign_keys=[on_behalf_of_id])
     purchase_order = relationship("PurchaseOrder", back_populates="events")
 
 
@@ -164,3 +170,28 @@ def pr_allows(pr, action, user) -> bool:
     if action in PR_DECISIONS and user.id == pr.created_by_id:
         return False
     return PR_WORKFLOW.can(pr, action, user.role)
+
+
+def po_decision_role(po, action, user):
+    """``(role, on_behalf_of)`` in which ``user`` may take ``action`` on ``po`` now, or None.
+
+    A distributor SPV decides in their own right; whoever stands in today for a distributor SPV
+    decides on that supervisor's behalf (a DIST_SPV standing in is recorded so too). Nobody
+    decides on what they raised."""
+    from scm.people.services import stand_in_mandate
+
+    if not user.is_distributor or user.id == po.created_by_id:
+        return None
+    transition = PO_WORKFLOW.transition(po, action)
+    if transition is None:
+        return None
+    principal = stand_in_mandate(user, transition.roles, exclude_ids={po.created_by_id})
+    if principal is not None:
+        return principal.role, principal
+    if user.role in transition.roles:
+        return user.role, None
+    return None
+
+
+def po_allows(po, action, user) -> bool:
+    return po_decision_role(po, action, user) is not None

@@ -9,20 +9,23 @@ from sqlalchemy.orm import joinedload
 
 from scm.auth.models import Role, User
 from scm.core.database import next_number, utcnow
-from scm.core.errors import ServiceError, ValidationErrors
+from scm.core.errors import ServiceError, TransitionError, ValidationErrors
 from scm.core.formatting import to_wib, today_wib
 from scm.core.services import notify, record_audit, register_audit_action, register_notification
 from scm.extensions import db
+from scm.people.services import stand_in_mandate, substitutes_for
 from scm.procurement.models import (
     PO_WORKFLOW,
     PR_DECISIONS,
     PR_WORKFLOW,
+    SPV,
     POState,
     PRState,
     PurchaseOrder,
     PurchaseOrderEvent,
     PurchaseRequest,
     PurchaseRequestEvent,
+    po_decision_role,
     pr_allows,
 )
 from scm.quota.services import issue_quota
@@ -122,13 +125,19 @@ def submit_purchase_request(pr, actor):
     _same_wapu(pr, actor)
     _check_can_order(pr.wapu)
     PR_WORKFLOW.apply(pr, "submit", actor, actor.role)
-    notify(_wapu_users(pr.wapu_id, Role.WAPU_SPV), "pr_submitted", f"/purchase-requests/{pr.id}",
+    spvs = _wapu_users(pr.wapu_id, Role.WAPU_SPV)
+    notify([*spvs, *substitutes_for(spvs)], "pr_submitted", f"/purchase-requests/{pr.id}",
            number=pr.number, quantity=pr.quantity)
 
 
 def cancel_purchase_request(pr, actor):
     _same_wapu(pr, actor)
     PR_WORKFLOW.apply(pr, "cancel", actor, actor.role)
+
+
+def pr_on_behalf_of(pr, actor):
+    """The supervisor ``actor`` would decide ``pr`` for today, standing in (None: in their own right)."""
+    return stand_in_mandate(actor, SPV, wapu_id=pr.wapu_id, exclude_ids={pr.created_by_id})
 
 
 def decide_purchase_request(pr, actor, *, action: str, comment: str = ""):
@@ -138,7 +147,9 @@ def decide_purchase_request(pr, actor, *, action: str, comment: str = ""):
     _same_wapu(pr, actor)
     if actor.id == pr.created_by_id:
         raise ServiceError(_l("You cannot decide on a purchase request you created."), code="forbidden")
-    PR_WORKFLOW.apply(pr, action, actor, actor.role, comment=comment)
+    # A supervisor standing in for another today decides on that supervisor's behalf.
+    principal = pr_on_behalf_of(pr, actor)
+    PR_WORKFLOW.apply(pr, action, actor, actor.role, comment=comment, on_behalf_of=principal)
     kind = {"approve": "pr_approved", "reject": "pr_rejected", "return": "pr_returned"}[action]
     notify([pr.created_by], kind, f"/purchase-requests/{pr.id}", number=pr.number, comment=comment.strip())
 
@@ -175,9 +186,9 @@ def create_purchase_order(pr, actor):
                  details={"quantity": po.quantity, "unit_price": price, "request": pr.number})
     distributor_spvs = db.session.execute(
         select(User).where(User.role == Role.DIST_SPV, User.active.is_(True))
-    ).scalars()
-    notify(distributor_spvs, "po_submitted", f"/purchase-orders/{po.id}", number=po.number, wapu=wapu.name,
-           quantity=po.quantity)
+    ).scalars().all()
+    notify([*distributor_spvs, *substitutes_for(distributor_spvs)], "po_submitted", f"/purchase-orders/{po.id}",
+           number=po.number, wapu=wapu.name, quantity=po.quantity)
     return po
 
 
@@ -185,7 +196,14 @@ def decide_purchase_order(po, actor, *, action: str, comment: str = ""):
     """DIST_SPV approves (quota is issued in the same transaction, exactly once) or rejects a PO."""
     if action not in ("approve", "reject"):
         raise ServiceError(_l("Unknown decision."))
-    PO_WORKFLOW.apply(po, action, actor, actor.role, comment=comment)
+    decision = po_decision_role(po, action, actor)
+    if decision is None and actor.is_distributor and actor.id != po.created_by_id:
+        # Not a supervisor, and standing in for none today: the workflow says why it is refused.
+        decision = (actor.role, None)
+    if decision is None:
+        raise TransitionError(_l("Your role may not do this."), code="forbidden")
+    role, principal = decision
+    PO_WORKFLOW.apply(po, action, actor, role, comment=comment, on_behalf_of=principal)
     po.decided_at = utcnow()
     if action == "approve":
         issue_quota(po.wapu_id, actor, quantity=po.quantity, key=f"po-{po.id}", reference=po.number)

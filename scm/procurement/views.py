@@ -15,7 +15,7 @@ from scm.core.views import field_error, paginate, show_decision_error, within_wi
 from scm.extensions import db
 from scm.procurement import bp, services
 from scm.procurement.forms import PO_STATES, PR_STATES, DecisionForm, ListFilterForm, PurchaseRequestForm
-from scm.procurement.models import PurchaseOrder, PurchaseRequest
+from scm.procurement.models import PurchaseOrder, PurchaseRequest, po_decision_role
 
 
 def _filtered(model, states, stmt):
@@ -110,8 +110,10 @@ def purchase_request(pr_id):
 def _pr_page(pr, form, status=200):
     actions = [a for a in ("edit", "submit", "cancel", "approve", "return", "reject", "order")
                if pr.can(a, current_user)]
+    deciding = any(a in actions for a in ("approve", "return", "reject"))
     return render_template("procurement/pr_detail.html", pr=pr, form=form, actions=actions,
-                           block_reason=services.ordering_block_reason(pr.wapu)), status
+                           block_reason=services.ordering_block_reason(pr.wapu),
+                           on_behalf_of=services.pr_on_behalf_of(pr, current_user) if deciding else None), status
 
 
 @bp.route("/purchase-requests/<int:pr_id>/<any(submit, cancel, approve, reject, return):action>", methods=["POST"])
@@ -186,14 +188,18 @@ def purchase_order(po_id):
 
 
 def _po_page(po, form, status=200):
-    actions = [a for a in ("approve", "reject") if po.can(a, current_user)]
-    return render_template("procurement/po_detail.html", po=po, form=form, actions=actions), status
+    decisions = {a: po_decision_role(po, a, current_user) for a in ("approve", "reject")}
+    actions = [a for a, decision in decisions.items() if decision is not None]
+    on_behalf_of = next((d[1] for d in decisions.values() if d is not None), None)
+    return render_template("procurement/po_detail.html", po=po, form=form, actions=actions,
+                           on_behalf_of=on_behalf_of), status
 
 
 @bp.route("/purchase-orders/<int:po_id>/<any(approve, reject):action>", methods=["POST"])
-@roles_required(Role.DIST_SPV)
+@roles_required(Role.DIST_SPV, Role.DIST_ADMIN)
 def purchase_order_action(po_id, action):
-    """Approve (issues the quota, exactly once) or reject (reason required) a PO."""
+    """Approve (issues the quota, exactly once) or reject (reason required) a PO: a distributor
+    SPV, or whoever stands in for one today (the service checks)."""
     po = get_scoped_or_404(PurchaseOrder, po_id, current_user)
     form = DecisionForm()
     if not form.validate_on_submit():

@@ -70,11 +70,12 @@ def big_month(app, factory):
 
 PAGES = {
     "DIST_FIN": ["/", "/billing", "/billing/months/{month}", "/billing/invoices", "/billing/aging", "/usage"],
-    "DIST_ADMIN": ["/", "/admin/audit", "/admin/jobs", "/admin/users", "/billing/settings", "/quota/accounts"],
-    "DIST_SPV": ["/", "/review/registrations", "/purchase-orders", "/wapus"],
+    "DIST_ADMIN": ["/", "/admin/audit", "/admin/jobs", "/admin/users", "/billing/settings", "/quota/accounts",
+                   "/wapus/{big[id]}/users", "/wapus/{big[id]}/users/new", "/stand-ins"],
+    "DIST_SPV": ["/", "/review/registrations", "/purchase-orders", "/wapus", "/stand-ins"],
     "WAPU_FIN": ["/", "/billing/invoices", "/usage", "/quota"],
     "WAPU_STAFF": ["/", "/purchase-requests", "/purchase-requests/new", "/quota"],
-    "WAPU_SPV": ["/", "/api-tokens", "/purchase-requests"],
+    "WAPU_SPV": ["/", "/api-tokens", "/purchase-requests", "/wapus/{big[id]}/users", "/stand-ins"],
 }
 
 

@@ -101,22 +101,24 @@ def world(app, factory):
         from scm.registration.models import Wapu
 
         contract = db.session.get(Wapu, wapu["id"]).contracts[0].id
-    return {"wapu": wapu, "month": f"{last:%Y-%m}", "fin": fin, "now": utcnow(), "contract": contract}
+    return {"wapu": wapu, "month": f"{last:%Y-%m}", "fin": fin, "now": utcnow(), "contract": contract, "wapu_id": wapu["id"]}
 
 
 PAGES = {
     "WAPU_STAFF": ["/", "/purchase-requests", "/purchase-requests/new", "/purchase-orders", "/quota", "/usage",
                    "/notifications", "/password", "/company"],
     "WAPU_SPV": ["/", "/purchase-requests", "/purchase-orders", "/quota", "/usage", "/api-tokens",
-                 "/billing/invoices", "/company", "/wapus/{wapu[id]}/company-change"],
+                 "/billing/invoices", "/company", "/wapus/{wapu[id]}/company-change", "/wapus/{wapu_id}/users",
+                 "/wapus/{wapu_id}/users/new", "/stand-ins"],
     "WAPU_FIN": ["/", "/billing/invoices", "/usage", "/quota"],
     "DIST_SPV": ["/", "/review/registrations", "/purchase-orders", "/wapus", "/usage", "/quota/accounts",
-                 "/wapus/{wapu[id]}/status"],
+                 "/wapus/{wapu[id]}/status", "/stand-ins"],
     "DIST_FIN": ["/", "/billing", "/billing/months/{month}", "/billing/invoices", "/billing/aging",
                  "/billing/shortfall", "/usage", "/quota/accounts"],
     "DIST_ADMIN": ["/", "/admin/audit", "/admin/jobs", "/admin/users", "/admin/users/new", "/billing/settings",
                    "/usage/import", "/api-tokens", "/quota/accounts", "/wapus", "/wapus/{wapu[id]}",
-                   "/wapus/{wapu[id]}/contracts/new", "/contracts/{contract}/terminate"],
+                   "/wapus/{wapu[id]}/contracts/new", "/contracts/{contract}/terminate", "/wapus/{wapu_id}/users",
+                   "/wapus/{wapu_id}/users/new", "/stand-ins"],
 }
 
 
@@ -134,7 +136,7 @@ def test_every_page_of_every_role_is_in_indonesian(app, world, login_as, role):
 
 
 def test_the_public_pages_are_in_indonesian(app, client):
-    for url in ("/", "/login", "/register"):
+    for url in ("/", "/login", "/register", "/password/forgot"):
         assert not english_on(client.get(url).get_data(as_text=True)), url
 
 
