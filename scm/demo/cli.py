@@ -55,7 +55,7 @@ def print_logins():
     domains = {wapu[-1] for wapu in WAPUS + LIFE_WAPUS}
     users = db.session.execute(select(User).order_by(User.wapu_id.nulls_first(), User.role)).scalars()
     for user in users:
-        if user.email not in demo_emails and user.email.split("@")[1] not in domains:
+        if not user.active or (user.email not in demo_emails and user.email.split("@")[1] not in domains):
             continue
         where = user.wapu.code if user.wapu else "distributor"
         click.echo(f"  {user.role.value:<11} {where:<12} {user.email}")

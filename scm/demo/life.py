@@ -1,5 +1,6 @@
 """The demo's WAPU lives after approval: a contract about to end, a suspended WAPU, a renewal
-waiting to start, a change of company details (the 16-digit NPWP) waiting for review."""
+waiting to start, a change of company details (the 16-digit NPWP) waiting for review, a second
+SPV standing in for the first during a leave, and a former employee's account switched off."""
 
 from dataclasses import replace
 from datetime import timedelta
@@ -47,7 +48,35 @@ def load_life_demo(registration_input, reviewer, admin, password):
         registration.request_company_change(second, spv, name=second.name, address=second.address,
                                             npwp="0" + second.npwp,
                                             note="Pemutakhiran ke NPWP 16 digit sesuai PMK 112/2022.")
+    _people(first, admin, password, today)
     return {"ending": ending.code, "suspended": suspended.code}
+
+
+def _people(wapu, admin, password, today):
+    """W0001: a second SPV, who stands in for the first this week and has approved a PR on their
+    behalf; a STAFF member who left; the distributor's SPV on leave with the admin standing in."""
+    from scm.people import services as people
+    from scm.procurement import services as procurement
+
+    def user(role, *, wapu_id=None):
+        return db.session.execute(select(User).where(User.role == role, User.wapu_id == wapu_id)
+                                  .order_by(User.id)).scalars().first()
+
+    spv, staff = user(Role.WAPU_SPV, wapu_id=wapu.id), user(Role.WAPU_STAFF, wapu_id=wapu.id)
+    second, _ = people.add_wapu_user(wapu, admin, name="Sinta Wakil Kepala Bagian", email="spv2@disdik-jabar.example.com",
+                                     phone="081201047004", role=Role.WAPU_SPV)
+    set_password(second, password, must_change=False)
+    former, _ = people.add_wapu_user(wapu, admin, name="Agus (sudah pindah tugas)",
+                                     email="staff.lama@disdik-jabar.example.com", phone="081201057005",
+                                     role=Role.WAPU_STAFF)
+    people.set_wapu_user_active(former, admin, active=False)
+    week = today + timedelta(days=6)
+    people.set_stand_in(spv, spv, substitute=second, start_date=today, end_date=week)
+    distributor_spv = user(Role.DIST_SPV)
+    people.set_stand_in(distributor_spv, distributor_spv, substitute=admin, start_date=today, end_date=week)
+    pr = procurement.create_purchase_request(wapu, staff, quantity=1500, purpose="Sertifikat pelatihan guru",
+                                             submit=True)
+    procurement.decide_purchase_request(pr, second, action="approve", comment="Disetujui atas nama Kepala Bagian.")
 
 
 def _approve(registration_input, company, reviewer, password, *, seed, start=None, end=None):

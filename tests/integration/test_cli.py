@@ -7,6 +7,8 @@ from sqlalchemy import func, select
 from scm.auth.models import Role, User
 from scm.core.formatting import today_wib
 from scm.extensions import db
+from scm.people.models import StandIn
+from scm.procurement.models import PurchaseRequestEvent
 from scm.registration.models import (
     CompanyChange,
     ContractWarning,
@@ -82,6 +84,18 @@ def test_demo_load_is_idempotent_and_wapu_list_prints_it(app):
         assert sorted(db.session.execute(select(ContractWarning.days)).scalars()) == [30, 60]
         change = db.session.execute(select(CompanyChange)).scalar_one()
         assert change.wapu_id == wapus["W0002"].id and change.npwp == "0" + wapus["W0002"].npwp
+        # People: W0001 has two SPVs, the second standing in for the first this week (and has decided a
+        # PR on their behalf); a former STAFF member's account is off; the admin stands in for DIST_SPV.
+        w1 = {u.email: u for u in wapus["W0001"].users}
+        assert w1["spv2@disdik-jabar.example.com"].role == Role.WAPU_SPV
+        assert not w1["staff.lama@disdik-jabar.example.com"].active
+        stand_ins = {(s.principal.email, s.substitute.email) for s in db.session.execute(select(StandIn)).scalars()}
+        assert stand_ins == {("spv@disdik-jabar.example.com", "spv2@disdik-jabar.example.com"),
+                             ("spv@distributor.example.com", "admin@distributor.example.com")}
+        on_behalf = db.session.execute(select(PurchaseRequestEvent).where(
+            PurchaseRequestEvent.on_behalf_of_id.is_not(None))).scalar_one()
+        assert (on_behalf.actor.email, on_behalf.on_behalf_of.email) == (
+            "spv2@disdik-jabar.example.com", "spv@disdik-jabar.example.com")
     second = runner.invoke(args=["demo", "load"])
     assert second.exit_code == 0 and "already loaded" in second.output
     with app.app_context():
