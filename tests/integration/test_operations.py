@@ -341,3 +341,12 @@ def test_an_api_answer_sets_no_session_cookie(app, factory):
     answer = Api(app.test_client(), new_token(app, wapu["id"])).get("/quota")
     check_ok(answer)
     assert "Set-Cookie" not in answer.headers  # the API has no session: nothing to sign and send back
+
+
+def test_pages_name_an_icon_that_exists(app):
+    """No browser asks for /favicon.ico and gets a 404 in its console."""
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    icon = page.split('<link rel="icon" type="image/svg+xml" href="')[1].split('"')[0]
+    answer = client.get(icon)
+    assert answer.status_code == 200 and answer.mimetype == "image/svg+xml" and b"<svg" in answer.data
