@@ -17,7 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from scm.auth.models import REVIEWER_ROLES, Role
 from scm.core.database import UTCDateTime, enum_type, utcnow
@@ -72,6 +72,13 @@ class ContractEnd(LabelledEnum):
     SUPERSEDED = "superseded", _l("superseded")
 
 
+def taxpayer_key(digits: str | None) -> str | None:
+    """The 16-digit form of an NPWP (``0`` + a 15-digit one); the same key for both spellings."""
+    if digits is not None and len(digits) == 15:
+        return "0" + digits
+    return digits
+
+
 def npwp_forms(digits: str) -> set[str]:
     """Both spellings of one taxpayer's NPWP: 15 digits and its 16-digit form (``0`` + the 15)."""
     if len(digits) == 15:
@@ -90,6 +97,15 @@ class CompanyMixin:
     longitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6))
     npwp: Mapped[str] = mapped_column(String(16), nullable=False)  # digits only
     nib: Mapped[str] = mapped_column(String(13), nullable=False)
+    # The taxpayer behind the NPWP: its 16-digit form, whichever form was typed. The database keeps
+    # it unique (one WAPU, one open registration), so two requests at the same instant cannot
+    # register one taxpayer twice under its two spellings.
+    taxpayer: Mapped[str | None] = mapped_column(String(16))
+
+    @validates("npwp")
+    def _set_taxpayer(self, _key, value):
+        self.taxpayer = taxpayer_key(value)
+        return value
 
     @property
     def npwp_formatted(self) -> str:
@@ -100,6 +116,7 @@ class Wapu(CompanyMixin, TimestampMixin, db.Model):
     """An approved Pemungut (WAPU): the tenant that owns PRs, POs, quota and invoices."""
 
     __tablename__ = "wapus"
+    __table_args__ = (Index("uq_wapus_taxpayer", "taxpayer", unique=True),)  # either spelling of an NPWP
     __tenant_column__ = "id"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -210,6 +227,13 @@ class Registration(CompanyMixin, TimestampMixin, db.Model):
         Index(
             "uq_registrations_npwp_open",
             "npwp",
+            unique=True,
+            sqlite_where=text("state <> 'rejected'"),
+            postgresql_where=text("state <> 'rejected'"),
+        ),
+        Index(  # either spelling of one taxpayer's NPWP
+            "uq_registrations_taxpayer_open",
+            "taxpayer",
             unique=True,
             sqlite_where=text("state <> 'rejected'"),
             postgresql_where=text("state <> 'rejected'"),

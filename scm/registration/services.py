@@ -584,7 +584,11 @@ def decide_company_change(change: CompanyChange, actor, *, action: str, reason: 
         wapu.name, wapu.address, wapu.npwp = change.name, change.address, change.npwp
         change.decision_reason = (reason or "").strip()[:2000] or None
     change.decided_by_id, change.decided_at = actor.id, utcnow()
-    db.session.flush()
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except IntegrityError:  # another WAPU took this taxpayer's NPWP at the same instant
+        raise ServiceError(_l("This NPWP is already registered to another company."), field="comment") from None
     record_audit(actor, f"company_change.{action}", change, f"{wapu.code} {action} change of {fields}",
                  details={"name": change.name, "npwp": format_npwp(change.npwp),
                           **({"note": change.decision_reason} if change.decision_reason else {})})

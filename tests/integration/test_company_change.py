@@ -147,3 +147,28 @@ def test_a_pending_registration_holds_both_forms_and_a_change_cannot_take_anothe
     for npwp in (taken, "0" + taken, "0" + pending["npwp"]):
         answer = spv.post(f"/wapus/{second['id']}/company-change", {"name": "PT X", "address": "Jl. X", "npwp": npwp})
         assert answer.status_code == 422 and "sudah terdaftar" in answer.get_data(as_text=True)
+
+
+def test_the_database_itself_refuses_one_taxpayer_twice_under_its_two_spellings(app, factory):
+    """What the services check, the unique indexes hold too: two requests at the same instant can both
+    pass the services' check, and only the database can refuse the second."""
+    from sqlalchemy.exc import IntegrityError
+
+    from scm.registration.models import Registration, RegistrationState
+
+    pending = factory.registration(4300)  # 15 digits, waiting for review
+    wapu, other = factory.wapu(4301), factory.wapu(4302)
+    with app.app_context():
+        template = db.session.get(Registration, pending["id"])
+        copy = {c.key: getattr(template, c.key) for c in Registration.__table__.columns
+                if c.key not in ("id", "reference", "taxpayer", "npwp", "correction_token_hash", "wapu_id")}
+        with pytest.raises(IntegrityError), unit_of_work():  # the other spelling, while the first is open
+            db.session.add(Registration(**copy, npwp="0" + pending["npwp"], reference="REG-T-1"))
+        taken = db.session.get(Wapu, wapu["id"]).npwp
+        with pytest.raises(IntegrityError), unit_of_work():
+            db.session.get(Wapu, other["id"]).npwp = "0" + taken
+        with unit_of_work():  # a rejected registration frees its taxpayer again
+            db.session.get(Registration, pending["id"]).state = RegistrationState.REJECTED
+        with unit_of_work():
+            db.session.add(Registration(**copy, npwp="0" + pending["npwp"], reference="REG-T-2"))
+        assert db.session.get(Wapu, other["id"]).taxpayer != "0" + taken
