@@ -86,11 +86,10 @@ def _outbox_gauges(now):
 
 
 def _job_gauges(now):
-    from scm.core.tasks import JOBS
+    from scm.core.tasks import JOBS, last_run_ids
 
-    latest_ids = select(func.max(JobRun.id)).where(JobRun.outcome != JobOutcome.SKIPPED).group_by(JobRun.name)
     runs = {run.name: run for run in db.session.execute(
-        select(JobRun).where(JobRun.id.in_(latest_ids))).scalars()}
+        select(JobRun).where(JobRun.id.in_(last_run_ids()))).scalars()}
     outcome = GaugeMetricFamily("scm_job_last_outcome", "1 for the outcome of each job's latest run.",
                                 labels=["job", "outcome"])
     started = GaugeMetricFamily("scm_job_last_started_timestamp_seconds", "When each job's latest run started.",
