@@ -94,7 +94,7 @@ def _install_request_hooks(app):
 
     @app.after_request
     def log_request(response):
-        if "request_id" not in g:  # a request refused before the hooks ran (e.g. a 404 routing error)
+        if "request_id" not in g:  # an answer made before this app's first hook ran (a failing earlier hook)
             g.request_id = uuid.uuid4().hex
             g.request_started = time.perf_counter()
         response.headers[REQUEST_ID_HEADER] = g.request_id

@@ -140,18 +140,14 @@ def metrics_view():
 def init_metrics(app):
     app.add_url_rule("/metrics", "metrics", metrics_view)
 
-    @app.before_request
-    def start_timer():
-        g.metrics_started = time.perf_counter()
-
     @app.after_request
     def count_request(response):
         endpoint = request.endpoint or "unmatched"  # a route's name, never the raw path: bounded labels
         if endpoint == "metrics":
             return response
         REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
-        if "metrics_started" in g:
-            LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - g.metrics_started)
+        if "request_started" in g:  # set by scm.core.logs, the app's first hook
+            LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - g.request_started)
         if request.path.startswith("/api/"):
             API_ANSWERS.labels(g.get("api_code") or ("ok" if response.status_code < 400
                                                        else str(response.status_code))).inc()
