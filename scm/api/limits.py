@@ -9,15 +9,13 @@ Each app gets its own limiter (its own storage), so two apps never share counts 
 from flask import current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 
-from scm.api.problems import problem_response
+from scm.api.problems import bearer_token, problem_response
 from scm.api.services import hash_token
 
 
 def rate_limit_key():
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return "token:" + hash_token(credentials.strip())
-    return "address:" + (request.remote_addr or "-")
+    token = bearer_token()
+    return "token:" + hash_token(token) if token else "address:" + (request.remote_addr or "-")
 
 
 def init_limits(app, blueprint):

@@ -48,6 +48,12 @@ def problem_response(status, code, title, detail=None, errors=None, **extra):
     return response
 
 
+def bearer_token() -> str | None:
+    """The token of ``Authorization: Bearer <token>`` (None without one); not yet checked."""
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return (credentials.strip() or None) if scheme.lower() == "bearer" else None
+
+
 def json_body():
     """The request's JSON object; 413 when too large, 400 when not JSON, 422 when not an object."""
     limit = current_app.config["API_MAX_BODY_BYTES"]

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from scm.api import bp
 from scm.api.openapi import openapi_document
-from scm.api.problems import ApiProblem, Checker, json_body, problem_response, status_for
+from scm.api.problems import ApiProblem, Checker, bearer_token, json_body, problem_response, status_for
 from scm.api.services import authenticate_token
 from scm.core.database import run_once_more_on_conflict
 from scm.core.errors import ServiceError
@@ -43,9 +43,7 @@ def token_required(view):
 
     @wraps(view)
     def wrapped(*args, **kwargs):
-        header = request.headers.get("Authorization", "")
-        scheme, _, credentials = header.partition(" ")
-        token = authenticate_token(credentials.strip()) if scheme.lower() == "bearer" else None
+        token = authenticate_token(bearer_token())
         if token is None:
             raise ApiProblem(401, "invalid_token", "Unauthorized",
                              "Send a valid, unrevoked API token as 'Authorization: Bearer <token>'.")

@@ -98,6 +98,17 @@ def find_active_user(email: str):
     ).scalar_one_or_none()
 
 
+def active_users(roles=None, *, wapu_id=None) -> list:
+    """The active users holding one of ``roles`` (any role when None), of one WAPU when ``wapu_id`` is
+    given: whom a notification or an email goes to (a deactivated user hears nothing more)."""
+    stmt = select(User).where(User.active.is_(True))
+    if roles is not None:
+        stmt = stmt.where(User.role.in_(roles))
+    if wapu_id is not None:
+        stmt = stmt.where(User.wapu_id == wapu_id)
+    return db.session.execute(stmt.order_by(User.id)).scalars().all()
+
+
 def email_in_use(email: str) -> bool:
     """True when a user account (active or not: emails are unique logins) has ``email``."""
     stmt = select(func.count()).select_from(User).where(User.email == normalize_email(email))

@@ -91,7 +91,6 @@ def configure_engine_events(engine):
 
 
 _after_commit_key = "scm_after_commit"
-_after_rollback_key = "scm_after_rollback"
 
 
 def after_commit(callback):
@@ -99,16 +98,11 @@ def after_commit(callback):
     db.session.info.setdefault(_after_commit_key, []).append(callback)
 
 
-def after_rollback(callback):
-    """Run ``callback()`` if the current unit of work rolls back (e.g. remove a written file)."""
-    db.session.info.setdefault(_after_rollback_key, []).append(callback)
-
-
 def _run_callbacks(session, key):
     for callback in session.info.pop(key, []):
         try:
             callback()
-        except Exception:  # a clean-up step must never hide the outcome of the action
+        except Exception:  # a follow-up step must never hide the outcome of the action
             current_app.logger.exception("%s step failed", key)
 
 
@@ -126,7 +120,6 @@ def unit_of_work():
     if session.in_transaction():
         session.rollback()
     session.info.pop(_after_commit_key, None)
-    session.info.pop(_after_rollback_key, None)
     if is_sqlite():
         session.connection(execution_options={IMMEDIATE: True})
     try:
@@ -135,9 +128,7 @@ def unit_of_work():
     except BaseException:
         session.rollback()
         session.info.pop(_after_commit_key, None)
-        _run_callbacks(session, _after_rollback_key)
         raise
-    session.info.pop(_after_rollback_key, None)
     _run_callbacks(session, _after_commit_key)
 
 

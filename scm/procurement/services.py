@@ -7,7 +7,8 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
-from scm.auth.models import Role, User
+from scm.auth.models import Role
+from scm.auth.services import active_users
 from scm.core.database import next_number, utcnow
 from scm.core.errors import ServiceError, TransitionError, ValidationErrors
 from scm.core.formatting import to_wib, today_wib
@@ -125,7 +126,7 @@ def submit_purchase_request(pr, actor):
     _same_wapu(pr, actor)
     _check_can_order(pr.wapu)
     PR_WORKFLOW.apply(pr, "submit", actor, actor.role)
-    spvs = _wapu_users(pr.wapu_id, Role.WAPU_SPV)
+    spvs = active_users({Role.WAPU_SPV}, wapu_id=pr.wapu_id)
     notify([*spvs, *substitutes_for(spvs)], "pr_submitted", f"/purchase-requests/{pr.id}",
            number=pr.number, quantity=pr.quantity)
 
@@ -184,9 +185,7 @@ def create_purchase_order(pr, actor):
                                       to_state=POState.SUBMITTED, actor_id=actor.id))
     record_audit(actor, "purchase_order.submit", po, f"{po.number}: {po.quantity} x {price} from {pr.number}",
                  details={"quantity": po.quantity, "unit_price": price, "request": pr.number})
-    distributor_spvs = db.session.execute(
-        select(User).where(User.role == Role.DIST_SPV, User.active.is_(True))
-    ).scalars().all()
+    distributor_spvs = active_users({Role.DIST_SPV})
     notify([*distributor_spvs, *substitutes_for(distributor_spvs)], "po_submitted", f"/purchase-orders/{po.id}",
            number=po.number, wapu=wapu.name, quantity=po.quantity)
     return po
@@ -211,12 +210,6 @@ def decide_purchase_order(po, actor, *, action: str, comment: str = ""):
     notify(recipients, "po_approved" if action == "approve" else "po_rejected", f"/purchase-orders/{po.id}",
            number=po.number, quantity=po.quantity, comment=(comment or "").strip())
     db.session.flush()
-
-
-def _wapu_users(wapu_id, role):
-    return db.session.execute(
-        select(User).where(User.wapu_id == wapu_id, User.role == role, User.active.is_(True))
-    ).scalars().all()
 
 
 def dashboard_panel(user, today) -> dict:

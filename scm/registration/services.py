@@ -11,8 +11,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager, joinedload
 
-from scm.auth.models import REVIEWER_ROLES, Role, User
-from scm.auth.services import check_email, create_user, email_in_use
+from scm.auth.models import REVIEWER_ROLES, Role
+from scm.auth.services import active_users, check_email, create_user, email_in_use
 from scm.core.database import next_number, utcnow
 from scm.core.errors import ServiceError, ValidationErrors
 from scm.core.formatting import format_day, to_wib, today_wib
@@ -208,10 +208,7 @@ def submit_registration(entered_by, *, data: RegistrationInput, upload: Upload) 
 
 
 def _notify_reviewers(reg, template):
-    reviewers = db.session.execute(
-        select(User).where(User.role.in_(REVIEWER_ROLES), User.active.is_(True))
-    ).scalars()
-    for reviewer in reviewers:
+    for reviewer in active_users(REVIEWER_ROLES):
         queue_email(reviewer.email, template, registration=reg, reviewer=reviewer,
                     link=f"{current_app.config['PUBLIC_BASE_URL']}/review/registrations/{reg.id}")
 
@@ -376,14 +373,6 @@ def _require(actor, roles, message=None):
         raise ServiceError(message or _l("You may not do this."), code="forbidden")
 
 
-def _wapu_users(wapu, roles=None):
-    return [u for u in wapu.users if u.active and (roles is None or u.role in roles)]
-
-
-def _distributor_users(roles):
-    return db.session.execute(select(User).where(User.role.in_(roles), User.active.is_(True))).scalars().all()
-
-
 def _clean_reason(reason, field="reason"):
     reason = (reason or "").strip()
     if not reason:
@@ -453,7 +442,7 @@ def add_contract(wapu: Wapu, actor, *, number: str, start_date: date, end_date: 
                  f"{wapu.code} {number} ({kind.value}) {start_date} – {end_date}",
                  details={"number": number, "kind": kind.value, "start": start_date.isoformat(),
                           "end": end_date.isoformat(), "wapu": wapu.code})
-    notify(_wapu_users(wapu, {Role.WAPU_SPV, Role.WAPU_FIN}), "contract_added", f"/wapus/{wapu.id}",
+    notify(active_users({Role.WAPU_SPV, Role.WAPU_FIN}, wapu_id=wapu.id), "contract_added", f"/wapus/{wapu.id}",
            number=number, wapu=wapu.name, start=format_day(start_date), end=format_day(end_date))
     return contract
 
@@ -475,7 +464,7 @@ def terminate_contract(contract: Contract, actor, *, from_date: date, reason: st
     wapu = contract.wapu
     record_audit(actor, "contract.terminate", contract, f"{wapu.code} {contract.number} from {from_date}: {reason}",
                  details={"number": contract.number, "day": from_date.isoformat(), "note": reason})
-    notify(_wapu_users(wapu, {Role.WAPU_SPV, Role.WAPU_FIN}), "contract_terminated", f"/wapus/{wapu.id}",
+    notify(active_users({Role.WAPU_SPV, Role.WAPU_FIN}, wapu_id=wapu.id), "contract_terminated", f"/wapus/{wapu.id}",
            number=contract.number, wapu=wapu.name, day=format_day(from_date), reason=reason)
     return contract
 
@@ -494,7 +483,7 @@ def suspend_wapu(wapu: Wapu, actor, *, reason: str) -> Wapu:
     db.session.flush()
     record_audit(actor, "wapu.suspend", wapu, f"{wapu.code} suspended: {reason}",
                  details={"name": wapu.name, "note": reason})
-    notify(_wapu_users(wapu), "wapu_suspended", f"/wapus/{wapu.id}", wapu=wapu.name, reason=reason)
+    notify(active_users(wapu_id=wapu.id), "wapu_suspended", f"/wapus/{wapu.id}", wapu=wapu.name, reason=reason)
     return wapu
 
 
@@ -508,7 +497,7 @@ def reactivate_wapu(wapu: Wapu, actor, *, note: str = "") -> Wapu:
     note = (note or "").strip()[:2000]
     record_audit(actor, "wapu.reactivate", wapu, f"{wapu.code} reactivated" + (f": {note}" if note else ""),
                  details={"name": wapu.name, **({"note": note} if note else {})})
-    notify(_wapu_users(wapu), "wapu_reactivated", f"/wapus/{wapu.id}", wapu=wapu.name)
+    notify(active_users(wapu_id=wapu.id), "wapu_reactivated", f"/wapus/{wapu.id}", wapu=wapu.name)
     return wapu
 
 
@@ -556,7 +545,7 @@ def request_company_change(wapu: Wapu, actor, *, name: str, address: str, npwp: 
     fields = _changed_fields(change)
     record_audit(actor, "company_change.request", change, f"{wapu.code} asks to change {fields}",
                  details={"name": change.name, "npwp": format_npwp(change.npwp)})
-    notify(_distributor_users(REVIEWER_ROLES), "company_change_requested", f"/company-changes/{change.id}",
+    notify(active_users(REVIEWER_ROLES), "company_change_requested", f"/company-changes/{change.id}",
            wapu=wapu.name)
     return change
 
@@ -592,7 +581,7 @@ def decide_company_change(change: CompanyChange, actor, *, action: str, reason: 
     record_audit(actor, f"company_change.{action}", change, f"{wapu.code} {action} change of {fields}",
                  details={"name": change.name, "npwp": format_npwp(change.npwp),
                           **({"note": change.decision_reason} if change.decision_reason else {})})
-    recipients = _wapu_users(wapu, {Role.WAPU_SPV, Role.WAPU_FIN})
+    recipients = active_users({Role.WAPU_SPV, Role.WAPU_FIN}, wapu_id=wapu.id)
     if action == "approve":
         notify(recipients, "company_change_approved", f"/wapus/{wapu.id}", wapu=wapu.name, name=wapu.name,
                npwp=wapu.npwp_formatted)
@@ -626,7 +615,7 @@ def send_contract_expiry_warnings(today) -> int:
     """60, 30 and 7 days before a WAPU's last contract ends, tell its SPV and FIN and the distributor
     admins (bell and email), each threshold at most once per contract and end date. Safe to run again."""
     sent = 0
-    admins = _distributor_users({Role.DIST_ADMIN})
+    admins = active_users({Role.DIST_ADMIN})
     for row in contracts_ending(today, max(EXPIRY_THRESHOLDS)):
         contract, wapu = row["contract"], row["wapu"]
         done = set(db.session.execute(select(ContractWarning.days).where(
@@ -642,7 +631,7 @@ def send_contract_expiry_warnings(today) -> int:
                 db.session.flush()
         except IntegrityError:  # another scheduler warned it just now
             continue
-        notify(_wapu_users(wapu, {Role.WAPU_SPV, Role.WAPU_FIN}) + list(admins), "contract_expiring",
+        notify(active_users({Role.WAPU_SPV, Role.WAPU_FIN}, wapu_id=wapu.id) + list(admins), "contract_expiring",
                f"/wapus/{wapu.id}", number=contract.number, wapu=wapu.name, day=format_day(contract.last_day),
                days=row["days"])
         sent += 1
