@@ -347,3 +347,21 @@ def test_aging_buckets_by_days_past_due(app, factory, finance):
         assert payments.bucket_of(date(2026, 11, 23), date(2026, 11, 23)) == "0_30"
         assert payments.bucket_of(date(2026, 11, 24), date(2026, 11, 23)) == "not_due"
         assert payments.bucket_of(date(2026, 8, 1), date(2026, 11, 23)) == "over_90"
+
+
+def test_a_deactivated_fin_hears_nothing_more_of_the_wapus_invoices(app, factory, finance, mailbox):
+    """Who left the WAPU (deactivated by an admin or their SPV) gets neither bell nor email."""
+    from scm.core.models import Notification
+
+    wapu = factory.wapu()
+    former = factory.user("WAPU_FIN", wapu_id=wapu["id"], email="fin.lama@test.example.com")
+    with app.app_context():
+        with unit_of_work():
+            db.session.execute(select(User).where(User.email == former)).scalar_one().active = False
+        insert_stamps(wapu["id"], spread(NOV, 1000))
+        run(NOV)
+        issue(wapu["id"], NOV, finance, today=date(2026, 12, 2))
+        told = set(db.session.execute(select(User.email).join(Notification, Notification.user_id == User.id)
+                                      .where(Notification.kind == "invoice_issued")).scalars())
+    assert former not in told and told  # the WAPU's active SPV and FIN are told
+    assert not mailbox.to(former)
