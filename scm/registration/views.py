@@ -261,16 +261,6 @@ def _life_context(wapu):
             "open_change": next((c for c in changes if c.state == ChangeState.SUBMITTED), None)}
 
 
-def _contract_upload(form):
-    file = form.contract_file.data
-    if file and getattr(file, "filename", ""):
-        return read_pdf_upload(file)
-    held = take_held_upload(form.held_upload.data, HELD_KIND)
-    if held is None:
-        raise ServiceError(_("Upload the contract as a PDF."), field="contract_file")
-    return held
-
-
 @bp.route("/wapus/<int:wapu_id>/contracts/new", methods=["GET", "POST"])
 @roles_required(Role.DIST_ADMIN)
 def add_contract(wapu_id):
@@ -285,7 +275,7 @@ def add_contract(wapu_id):
     if form.validate_on_submit():
         errors, upload = {}, None
         try:
-            upload = _contract_upload(form)
+            upload = _read_upload(form, required=True)
         except ServiceError as error:
             errors[error.field] = error.message
         if not errors:
