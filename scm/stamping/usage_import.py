@@ -29,7 +29,7 @@ from scm.core.services import record_audit, register_audit_action
 from scm.core.xlsx import TooManyRows, UnsafeWorkbook, xlsx_rows
 from scm.extensions import db
 from scm.quota.models import QuotaAccount
-from scm.registration.models import Contract, Wapu
+from scm.registration.models import Contract, Wapu, npwp_forms
 from scm.registration.validators import clean_npwp
 from scm.stamping.models import Stamp
 from scm.stamping.parsing import SERIAL, parse_timestamp
@@ -272,13 +272,12 @@ class _RowChecker:
 
     def __init__(self, now, allow_old):
         first_day = (select(func.min(Contract.start_date)).where(Contract.wapu_id == Wapu.id)
-                     .correlate(Wapu).scalar_subquery())
+                     .correlate(Wapu).scalar_subquery())  # in the same statement: the WAPUs are read once
         wapus = db.session.execute(
             select(Wapu.id, Wapu.code, Wapu.name, Wapu.npwp, first_day.label("first_contract_day"))).all()
         self.by_code = {w.code.upper(): w for w in wapus}
-        self.by_npwp = {}
-        for w in wapus:  # a 15-digit NPWP is also written as 16 digits with a leading zero
-            self.by_npwp.update({w.npwp: w, ("0" + w.npwp if len(w.npwp) == 15 else w.npwp.removeprefix("0")): w})
+        # a 15-digit NPWP is also written as 16 digits with a leading zero
+        self.by_npwp = {form: w for w in wapus for form in npwp_forms(w.npwp)}
         self.npwps = {}
         self.types = current_app.config["DOCUMENT_TYPES"]
         self.errors = []
