@@ -20,7 +20,7 @@ run: install
 	@bash scripts/system-deps.sh run
 	$(BIN)/flask db upgrade
 	$(BIN)/flask demo load
-	@echo "SCM Meterai: http://127.0.0.1:5000  (the web app and the scheduler; Ctrl+C stops both)"
+	@echo "SCM Meterai: http://127.0.0.1:5000  (the web app, the scheduler and a queue worker; Ctrl+C stops them)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHONUNBUFFERED=1 $(BIN)/honcho start --port 5000
 
 test: install system-deps

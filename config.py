@@ -143,6 +143,17 @@ class Config:
 
     BOOTSTRAP_SERVE_LOCAL = True
     PAGE_SIZE = _env_int("SCM_PAGE_SIZE", 25)
+    # The task queue (Huey) that runs heavy work in the background: sqlite:///PATH (embedded, one
+    # machine), redis://host:6379/0 (several machines), or "immediate" (run where started: tests).
+    QUEUE_URL = _env("SCM_QUEUE_URL", f"sqlite:///{INSTANCE_DIR / 'queue.sqlite3'}")
+    QUEUE_NAME = _env("SCM_QUEUE_NAME", "scm")
+    # A worker holds its task for this long and renews it with every progress step; a task whose
+    # worker died is put back on the queue by requeue-tasks (every TASK_SWEEP_SECONDS).
+    TASK_LEASE_SECONDS = _env_int("SCM_TASK_LEASE_SECONDS", 120)
+    TASK_SWEEP_SECONDS = _env_int("SCM_TASK_SWEEP_SECONDS", 60)
+    TASK_RESULT_HOURS = _env_int("SCM_TASK_RESULT_HOURS", 72)  # how long a produced file can be downloaded
+    TASK_STEP_DELAY = float(_env("SCM_TASK_STEP_DELAY", "0"))  # testing only: seconds slept per progress step
+
     # Retention (the daily prune-records job): job runs older than this are deleted (each job's last
     # run is kept), and sent mail older than this loses its body (the row stays). The audit log is
     # never pruned.
@@ -160,6 +171,7 @@ class TestingConfig(Config):
     MAIL_BACKEND = "smtp"
     SERVER_NAME = None
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1"  # cheap: tests hash thousands of passwords
+    QUEUE_URL = _env("SCM_QUEUE_URL", "immediate")  # tasks run where they start (the worker tests set a queue)
     # A complete invoice header, so that tests can issue invoices without saving settings first.
     DISTRIBUTOR_NPWP = "013000666091000"
     DISTRIBUTOR_BANK_NAME = "Bank Mandiri"

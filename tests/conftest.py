@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fixtures.factories",
     "tests.fixtures.client",
     "tests.fixtures.workers",
+    "tests.fixtures.pdf",
 ]
 
 

@@ -26,4 +26,30 @@ def init_app(app):
     app.cli.add_command(billing_cli)
     register_job("draft-billing", "scm.billing.tasks:draft_billing_job", CronTrigger(day=1, hour=1, minute=0, timezone=WIB))
     register_job("minimum-warnings", "scm.billing.tasks:minimum_warnings_job", CronTrigger(hour=8, minute=0, timezone=WIB))
+    _register_tasks()
     register_job("mark-overdue", "scm.billing.tasks:mark_overdue_job", CronTrigger(hour=0, minute=15, timezone=WIB))
+
+
+def _register_tasks():
+    """The month's heavy work, run by the queue's workers (``scm.billing.tasks``)."""
+    from flask import url_for
+    from flask_babel import lazy_gettext as _l
+
+    from scm.core.background import register_task
+
+    def month(params):
+        return url_for("billing.month", month=params["month"])
+
+    back = _l("Back to the month")
+    documents = _l("%(invoices)s invoices, from their stored PDFs.")
+    for kind, function, title, done in (
+        ("billing.run", "run_billing_task", _l("Billing run for %(month)s"),
+         _l("%(created)s new drafts, %(refreshed)s refreshed, %(unchanged)s unchanged.")),
+        ("billing.issue", "issue_month_task", _l("Issuing the invoices of %(month)s"),
+         _l("%(issued)s invoices of the month are issued (%(first)s … %(last)s).")),
+        ("billing.workbook", "month_workbook_task", _l("Workbook of %(month)s"),
+         _l("%(stamps)s stamps in the workbook.")),
+        ("billing.zip", "month_zip_task", _l("All invoices of %(month)s (ZIP)"), documents),
+        ("billing.pdf", "month_pdf_task", _l("All invoices of %(month)s (PDF)"), documents),
+    ):
+        register_task(kind, f"scm.billing.tasks:{function}", title, done=done, back=back, back_url=month)

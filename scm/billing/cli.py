@@ -6,7 +6,8 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from scm.billing import exports, reports, services
+from scm.billing import documents, exports, reports, services
+from scm.billing.models import DocumentKind
 from scm.billing.usage import month_key, parse_month
 from scm.core.database import unit_of_work
 from scm.core.errors import ServiceError
@@ -62,7 +63,8 @@ def issue(month):
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write into (created if missing).")
 def export(month, out):
-    """Write the month workbook, every issued invoice as PDF, and a ZIP of them into OUT."""
+    """Write the month workbook, every issued invoice as PDF (as stored: rendered once), and a ZIP of
+    them into OUT."""
     out.mkdir(parents=True, exist_ok=True)
     key = month_key(month)
     workbook = out / f"tagihan-{key}.xlsx"
@@ -72,10 +74,17 @@ def export(month, out):
     if not invoices:
         click.echo(f"No invoice of {key} has been issued yet: no PDFs written.")
         return
+    with click.progressbar(length=1, label="Storing the invoice PDFs", show_pos=True) as bar:
+        def progress(done, total):
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        documents.store_missing_invoice_pdfs(invoices, progress=progress)
+    pdfs = documents.stored_pdfs(DocumentKind.INVOICE, [invoice.id for invoice in invoices])
     archive = out / f"faktur-{key}.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
-        for invoice, pdf in zip(invoices, exports.render_invoice_pdfs(invoices), strict=True):
+        for invoice in invoices:
             name = exports.invoice_file_name(invoice)
-            (out / name).write_bytes(pdf)
-            bundle.writestr(name, pdf)
+            (out / name).write_bytes(pdfs[invoice.id])
+            bundle.writestr(name, pdfs[invoice.id])
     click.echo(f"wrote {len(invoices)} invoice PDF(s) and {archive}")

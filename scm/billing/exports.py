@@ -4,11 +4,9 @@ Views and commands only send the bytes. The printed documents are Indonesian wha
 language. WeasyPrint loads nothing but the app's own static files (``StaticFilesOnly``).
 """
 
-import io
 import mimetypes
 import tempfile
 import threading
-import zipfile
 from datetime import date
 from itertools import chain, islice
 from pathlib import Path
@@ -142,22 +140,9 @@ def render_invoice_pdf(invoice) -> bytes:
     return html_to_pdf(invoice_html(invoice))
 
 
-def render_invoice_pdfs(invoices) -> list[bytes]:
-    """One PDF per invoice, in order (the month's ZIP and the CLI export use this)."""
-    return [render_invoice_pdf(invoice) for invoice in invoices]
-
-
 def render_credit_note_pdf(credit_note) -> bytes:
     """The printable credit note (NOTA KREDIT) as PDF bytes."""
     return html_to_pdf(credit_note_html(credit_note))
-
-
-def render_invoices_pdf(invoices) -> bytes:
-    """One PDF of many invoices, each starting on a new page with its own page numbers."""
-    documents = [_layout(invoice_html(invoice)) for invoice in invoices]
-    if not documents:
-        raise ValueError("no invoices to print")
-    return documents[0].copy([page for document in documents for page in document.pages]).write_pdf()
 
 
 def invoice_file_name(invoice) -> str:
@@ -168,16 +153,6 @@ def invoice_file_name(invoice) -> str:
         wapu = invoice.wapu
         stem = f"{DRAFT_NAME}-{wapu.code if wapu is not None else invoice.wapu_id or invoice.id}"
     return f"{stem}.pdf"
-
-
-def invoices_zip(invoices) -> bytes:
-    """A ZIP of one PDF per invoice."""
-    invoices = list(invoices)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for invoice, pdf in zip(invoices, render_invoice_pdfs(invoices), strict=True):
-            archive.writestr(invoice_file_name(invoice), pdf)
-    return buffer.getvalue()
 
 
 # ------------------------------------------------------------------------------------ XLSX

@@ -266,6 +266,31 @@ class CreditNote(TimestampMixin, db.Model):
     issued_by = relationship("User")
 
 
+class DocumentKind(LabelledEnum):
+    INVOICE = "invoice", _l("invoice")
+    CREDIT_NOTE = "credit_note", _l("credit note")
+
+
+class BillingDocument(db.Model):
+    """The printed PDF of an issued invoice or credit note, rendered once and kept: downloads, the
+    month's ZIP and its combined PDF serve these bytes. Append-only (also in the database): a stored
+    PDF never changes; one per document."""
+
+    __tablename__ = "billing_documents"
+    __table_args__ = (UniqueConstraint("kind", "object_id", name="uq_billing_documents_kind_object"),)
+    __append_only__ = True
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[DocumentKind] = mapped_column(enum_type(DocumentKind, length=12), nullable=False)
+    object_id: Mapped[int] = mapped_column(Integer, nullable=False)  # the invoice's or credit note's id
+    file_id: Mapped[int] = mapped_column(ForeignKey("stored_files.id"), nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    file = relationship("StoredFile")
+
+
 class Payment(TimestampMixin, db.Model):
     """Money received against an invoice (partial payments allowed)."""
 

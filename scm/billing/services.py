@@ -423,21 +423,29 @@ def issue_invoice(invoice_id: int, actor, *, today=None) -> Invoice:
     return _issue_one(invoice_id, actor, today, next_number(f"invoice:{today.year}"))
 
 
-def issue_drafts(period: date, actor, *, today=None) -> list[Invoice]:
-    """Issue every draft of ``period`` (in WAPU order); drafts with nothing left are removed."""
-    today = today or today_wib()
-    ids = db.session.execute(
+def draft_ids(period: date) -> list[int]:
+    """The ids of ``period``'s drafts, in WAPU order (the order they are issued in)."""
+    return db.session.execute(
         select(Invoice.id).join(Wapu, Invoice.wapu_id == Wapu.id)
         .where(Invoice.period == period, Invoice.state == InvoiceState.DRAFT).order_by(Wapu.code)
     ).scalars().all()
-    issued = []
-    for invoice_id in ids:
-        try:
-            with db.session.begin_nested():  # a refusal rolls back to here, number included
-                issued.append(_issue_one(invoice_id, actor, today, next_number(f"invoice:{today.year}")))
-        except ServiceError as error:
-            if error.code != "nothing_to_bill":
-                raise
-            db.session.execute(delete(InvoiceLine).where(InvoiceLine.invoice_id == invoice_id))
-            db.session.execute(delete(Invoice).where(Invoice.id == invoice_id))
-    return issued
+
+
+def issue_draft(invoice_id: int, actor, today: date) -> Invoice | None:
+    """Issue one draft of a month's run; a draft with nothing left to bill is removed (None)."""
+    try:
+        with db.session.begin_nested():  # a refusal rolls back to here, number included
+            return _issue_one(invoice_id, actor, today, next_number(f"invoice:{today.year}"))
+    except ServiceError as error:
+        if error.code != "nothing_to_bill":
+            raise
+        db.session.execute(delete(InvoiceLine).where(InvoiceLine.invoice_id == invoice_id))
+        db.session.execute(delete(Invoice).where(Invoice.id == invoice_id))
+        return None
+
+
+def issue_drafts(period: date, actor, *, today=None) -> list[Invoice]:
+    """Issue every draft of ``period`` (in WAPU order); drafts with nothing left are removed."""
+    today = today or today_wib()
+    issued = [issue_draft(invoice_id, actor, today) for invoice_id in draft_ids(period)]
+    return [invoice for invoice in issued if invoice is not None]

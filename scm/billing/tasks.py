@@ -1,17 +1,26 @@
-"""The billing jobs the scheduler runs (``scm/core/tasks.py``); each is safe to run again."""
+"""The billing jobs the scheduler runs (``scm/core/tasks.py``) and the month's heavy work the queue
+runs (``scm/core/background.py``: billing run, issue all, workbook, ZIP, combined PDF); each is
+safe to run again."""
+
+import os
+import tempfile
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from scm.billing.models import MinimumWarning
+from scm.billing import documents, exports, reports
+from scm.billing.models import Invoice, MinimumWarning
 from scm.billing.payments import mark_overdue
-from scm.billing.services import current_settings, finance_contacts, run_billing
-from scm.billing.usage import add_months, check_month, month_key, month_of
+from scm.billing.services import current_settings, draft_ids, finance_contacts, issue_draft, run_billing
+from scm.billing.usage import add_months, check_month, month_bounds, month_key, month_of, parse_month
 from scm.core.database import unit_of_work
+from scm.core.errors import ServiceError
 from scm.core.formatting import today_wib
 from scm.core.services import notify, register_notification
+from scm.core.uploads import Upload
 from scm.extensions import db
+from scm.stamping.models import Stamp, StampState
 
 register_notification("minimum_warning", _l(
     "Use of e-Meterai in %(month)s is behind the minimum: %(used)s so far, about %(projected)s "
@@ -59,3 +68,96 @@ def mark_overdue_job(today=None):
     """Daily: unpaid invoices past their due date become overdue."""
     with unit_of_work():
         return {"marked": mark_overdue(today or today_wib())}
+
+
+# --------------------------------------------------------------------------- the month's heavy work
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+ISSUING, STORING, STAMPS = _l("Issuing the invoices"), _l("Storing the invoice PDFs"), _l("Writing the stamps")
+
+
+def run_billing_task(task):
+    """The billing run started from the month page."""
+    period = parse_month(task.params["month"])
+    with unit_of_work():
+        run = run_billing(period, task.actor, source="web", progress=task.progress)
+        task.finish({"month": month_key(period), "created": run.created, "refreshed": run.refreshed,
+                     "unchanged": run.unchanged})
+
+
+def issued_invoices(period) -> list[Invoice]:
+    return [invoice for invoice in reports.month_invoices(period) if not invoice.is_draft]
+
+
+def issue_month_task(task):
+    """Issue every draft of the month, each in its own transaction with its number and its mail
+    (so a retried task issues only what is left), then store each invoice's PDF."""
+    period, today = parse_month(task.params["month"]), today_wib()
+    ids = draft_ids(period)
+    db.session.rollback()
+    for done, invoice_id in enumerate(ids, start=1):
+        try:
+            with unit_of_work():
+                issue_draft(invoice_id, task.actor, today)
+        except ServiceError as error:
+            if error.code != "already_issued":  # issued on its page meanwhile: nothing left to do
+                raise
+        task.progress(done, len(ids), ISSUING)
+    documents.store_missing_invoice_pdfs(issued_invoices(period),
+                                         progress=lambda done, total: task.progress(done, total, STORING))
+    with unit_of_work():
+        numbers = [invoice.number for invoice in issued_invoices(period)]
+        task.finish({"month": month_key(period), "issued": len(numbers), "first": numbers[0] if numbers else "",
+                     "last": numbers[-1] if numbers else ""})
+
+
+def month_workbook_task(task):
+    """The month's workbook: a summary per WAPU and every stamp (a million rows: streamed to disk)."""
+    period = parse_month(task.params["month"])
+    start, end = month_bounds(period)
+    total = db.session.execute(select(func.count()).select_from(Stamp).where(
+        Stamp.state == StampState.STAMPED, Stamp.stamped_at >= start, Stamp.stamped_at < end)).scalar()
+
+    def counted(rows):
+        for done, row in enumerate(rows, start=1):
+            yield row
+            if done % 2000 == 0:
+                task.progress(done, total, STAMPS)
+
+    handle, path = tempfile.mkstemp(suffix=".xlsx")
+    os.close(handle)
+    try:
+        exports.write_month_workbook(path, period, reports.month_overview(period, today_wib()),
+                                    counted(reports.stamp_rows(period)))
+        with open(path, "rb") as file:
+            data = file.read()
+    finally:
+        os.unlink(path)
+    db.session.rollback()
+    with unit_of_work():
+        task.finish({"month": month_key(period), "stamps": total},
+                    file=Upload(data, f"tagihan-{month_key(period)}.xlsx", XLSX))
+
+
+def _month_documents(task, build, name, mimetype):
+    period = parse_month(task.params["month"])
+    invoices = issued_invoices(period)
+    if not invoices:
+        raise ServiceError(_l("No invoice of %(month)s has been issued yet.", month=month_key(period)),
+                           code="nothing_issued")
+    documents.store_missing_invoice_pdfs(invoices, progress=lambda done, total: task.progress(done, total, STORING))
+    data = build(issued_invoices(period))
+    db.session.rollback()
+    with unit_of_work():
+        task.finish({"month": month_key(period), "invoices": len(invoices)},
+                    file=Upload(data, name % month_key(period), mimetype))
+
+
+def month_zip_task(task):
+    """A ZIP of the stored PDF of every issued invoice of the month."""
+    _month_documents(task, documents.month_zip, "faktur-%s.zip", "application/zip")
+
+
+def month_pdf_task(task):
+    """Every issued invoice of the month in one PDF, from the stored PDFs."""
+    _month_documents(task, documents.month_pdf, "faktur-%s.pdf", "application/pdf")

@@ -1,8 +1,6 @@
 """Billing pages: the month (run, issue, downloads), invoices, payments, credit notes, reports,
 settings and contract terms. Exports are built by ``scm.billing.exports``; views only send them."""
 
-import os
-import tempfile
 from datetime import date
 from io import BytesIO
 
@@ -15,7 +13,7 @@ from sqlalchemy.orm import joinedload
 from scm.auth.decorators import roles_required
 from scm.auth.models import DISTRIBUTOR_ROLES, Role
 from scm.auth.scoping import get_scoped_or_404, scope_query
-from scm.billing import bp, exports, payments, reports, services
+from scm.billing import bp, documents, exports, payments, reports, services
 from scm.billing.forms import (
     ConfirmForm,
     CreditNoteForm,
@@ -26,6 +24,7 @@ from scm.billing.forms import (
 )
 from scm.billing.models import BillingRun, BillingSettings, CreditNote, Invoice, InvoiceState
 from scm.billing.usage import add_months, month_key, month_of, parse_month, terms_for
+from scm.core.background import start_task
 from scm.core.database import unit_of_work
 from scm.core.errors import ServiceError
 from scm.core.formatting import format_month, today_wib
@@ -46,10 +45,6 @@ def _month_or_404(text: str) -> date:
 
 def _download(data: bytes, name: str, mimetype: str):
     return send_file(BytesIO(data), mimetype=mimetype, as_attachment=True, download_name=name)
-
-
-def _file_stem(text: str) -> str:
-    return text.replace("/", "-")
 
 
 # ----------------------------------------------------------------------------- the month
@@ -80,83 +75,63 @@ def month(month):
     )
 
 
-@bp.route("/billing/months/<month>/run", methods=["POST"])
-@roles_required(Role.DIST_FIN)
-def run_month(month):
-    """Draft (or refresh the drafts of) the month's invoices."""
+def _start(month, kind):
+    """Start the month's heavy work ``kind`` in the queue and show its progress page."""
     period = _month_or_404(month)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    try:
-        with unit_of_work():
-            run = services.run_billing(period, current_user, source="web")
-            created, refreshed, unchanged = run.created, run.refreshed, run.unchanged
-    except ServiceError as error:
-        flash(error.message, "danger")
-    else:
-        flash(_("Billing for %(month)s: %(created)s new drafts, %(refreshed)s refreshed, %(unchanged)s unchanged.",
-                month=format_month(period), created=created, refreshed=refreshed, unchanged=unchanged), "success")
-    return redirect(url_for("billing.month", month=month))
+    with unit_of_work():
+        task = start_task(kind, current_user, key=month_key(period), params={"month": month_key(period)})
+    return redirect(url_for("home.task", task_id=task.id))
+
+
+@bp.route("/billing/months/<month>/run", methods=["POST"])
+@roles_required(Role.DIST_FIN)
+def run_month(month):
+    """Draft (or refresh the drafts of) the month's invoices, in the queue."""
+    period = _month_or_404(month)
+    if period >= month_of(today_wib()):
+        flash(_("%(month)s has not ended yet: it can be billed from the 1st of the next month.",
+                month=format_month(period)), "danger")
+        return redirect(url_for("billing.month", month=month))
+    return _start(month, "billing.run")
+
+
+def _has_issued(month, kind):
+    """Start ``kind`` if the month has issued invoices; else say so on the month page."""
+    period = _month_or_404(month)
+    if not any(not invoice.is_draft for invoice in reports.month_invoices(period)):
+        flash(_("No invoice of %(month)s has been issued yet.", month=format_month(period)), "warning")
+        return redirect(url_for("billing.month", month=month))
+    return _start(month, kind)
 
 
 @bp.route("/billing/months/<month>/issue", methods=["POST"])
 @roles_required(Role.DIST_FIN)
 def issue_month(month):
-    """Issue every draft of the month."""
-    period = _month_or_404(month)
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
-    try:
-        with unit_of_work():
-            numbers = [invoice.number for invoice in services.issue_drafts(period, current_user)]
-    except ServiceError as error:
-        flash(error.message, "danger")
-    else:
-        if len(numbers) == 1:
-            flash(_("Invoice %(number)s was issued.", number=numbers[0]), "success")
-        elif numbers:
-            flash(_("%(count)s invoices issued: %(first)s … %(last)s.", count=len(numbers), first=numbers[0],
-                    last=numbers[-1]), "success")
-        else:
-            flash(_("There were no drafts to issue."), "info")
-    return redirect(url_for("billing.month", month=month))
+    """Issue every draft of the month, in the queue (numbers, PDFs, mail)."""
+    return _start(month, "billing.issue")
 
 
-@bp.route("/billing/months/<month>/workbook.xlsx")
+@bp.route("/billing/months/<month>/workbook", methods=["POST"])
 @roles_required(*DISTRIBUTOR_ROLES)
 def month_workbook(month):
-    """The month's workbook: a summary per WAPU and every stamp."""
-    period = _month_or_404(month)
-    handle, path = tempfile.mkstemp(suffix=".xlsx")  # a million rows: stream to disk, not to memory
-    os.close(handle)
-    exports.write_month_workbook(path, period, reports.month_overview(period, today_wib()), reports.stamp_rows(period))
-    response = send_file(path, mimetype=XLSX, as_attachment=True, download_name=f"tagihan-{month}.xlsx")
-    response.call_on_close(lambda: os.unlink(path))
-    return response
+    """Prepare the month's workbook (a summary per WAPU and every stamp) in the queue."""
+    return _start(month, "billing.workbook")
 
 
-def _issued_download(month, build, name, mimetype):
-    """The month's issued invoices through ``build`` as a download; without any, back to the month."""
-    period = _month_or_404(month)
-    invoices = [invoice for invoice in reports.month_invoices(period) if not invoice.is_draft]
-    if not invoices:
-        flash(_("No invoice of %(month)s has been issued yet.", month=format_month(period)), "warning")
-        return redirect(url_for("billing.month", month=month))
-    return _download(build(invoices), name, mimetype)
-
-
-@bp.route("/billing/months/<month>/invoices.zip")
+@bp.route("/billing/months/<month>/invoices-zip", methods=["POST"])
 @roles_required(*DISTRIBUTOR_ROLES)
 def month_zip(month):
-    """A ZIP of every issued invoice of the month as PDF."""
-    return _issued_download(month, exports.invoices_zip, f"faktur-{month}.zip", "application/zip")
+    """Prepare a ZIP of every issued invoice of the month as PDF, in the queue."""
+    return _has_issued(month, "billing.zip")
 
 
-@bp.route("/billing/months/<month>/invoices.pdf")
+@bp.route("/billing/months/<month>/invoices-pdf", methods=["POST"])
 @roles_required(*DISTRIBUTOR_ROLES)
 def month_pdf(month):
-    """Every issued invoice of the month in one PDF (one invoice per page)."""
-    return _issued_download(month, exports.render_invoices_pdf, f"faktur-{month}.pdf", "application/pdf")
+    """Prepare every issued invoice of the month in one PDF (one invoice per page), in the queue."""
+    return _has_issued(month, "billing.pdf")
 
 
 # ----------------------------------------------------------------------------- invoices
@@ -212,10 +187,12 @@ def issue(invoice_id):
         abort(400)
     try:
         with unit_of_work():
-            number = services.issue_invoice(invoice_id, current_user).number
+            invoice = services.issue_invoice(invoice_id, current_user)
+            number = invoice.number
     except ServiceError as error:
         flash(error.message, "danger")
     else:
+        documents.store_after_issue(invoice)
         flash(_("Invoice %(number)s was issued.", number=number), "success")
     return redirect(url_for("billing.invoice", invoice_id=invoice_id))
 
@@ -255,11 +232,13 @@ def credit_note(invoice_id):
     if form.validate_on_submit():
         try:
             with unit_of_work():
-                number = payments.issue_credit_note(invoice_id, current_user, amount=form.credit_amount.data,
-                                                    reason=form.reason.data).number
+                note = payments.issue_credit_note(invoice_id, current_user, amount=form.credit_amount.data,
+                                                  reason=form.reason.data)
+                number = note.number
         except ServiceError as error:
             field_error(form, error)
         else:
+            documents.store_after_issue(note)
             flash(_("Credit note %(number)s was issued.", number=number), "success")
             return redirect(url_for("billing.invoice", invoice_id=invoice_id))
     return _invoice_form_page(invoice_id, form, "credit_form")
@@ -270,7 +249,7 @@ def credit_note(invoice_id):
 def invoice_pdf(invoice_id):
     """The invoice as a print-ready PDF (a draft is marked as such)."""
     invoice = _invoice_for(invoice_id)
-    return _download(exports.render_invoice_pdf(invoice), exports.invoice_file_name(invoice), "application/pdf")
+    return _download(documents.document_pdf(invoice), exports.invoice_file_name(invoice), "application/pdf")
 
 
 @bp.route("/billing/invoices/<int:invoice_id>.xlsx")
@@ -287,7 +266,7 @@ def invoice_xlsx(invoice_id):
 def credit_note_pdf(note_id):
     """A credit note as PDF."""
     note = get_scoped_or_404(CreditNote, note_id, current_user)
-    return _download(exports.render_credit_note_pdf(note), f"{_file_stem(note.number)}.pdf", "application/pdf")
+    return _download(documents.document_pdf(note), documents.file_name(note), "application/pdf")
 
 
 # ----------------------------------------------------------------------------- reports

@@ -36,9 +36,12 @@ def init_app(app):
     app.register_blueprint(bp)
     app.cli.add_command(mail_cli)
     app.cli.add_command(backup_cli)
+    from scm.core.background import make_queue, queue_cli
     from scm.core.tasks import scheduler_cli
 
     app.cli.add_command(scheduler_cli)
+    app.cli.add_command(queue_cli)
+    make_queue(app)
     register_filters(app)
 
     @app.context_processor

@@ -106,6 +106,9 @@ def _run_callbacks(session, key):
             current_app.logger.exception("%s step failed", key)
 
 
+IN_UNIT_OF_WORK = "scm.unit_of_work"
+
+
 @contextmanager
 def unit_of_work():
     """One transaction per user action: commit on success, roll back on any error.
@@ -122,6 +125,7 @@ def unit_of_work():
     session.info.pop(_after_commit_key, None)
     if is_sqlite():
         session.connection(execution_options={IMMEDIATE: True})
+    session.info[IN_UNIT_OF_WORK] = True
     try:
         yield session
         session.commit()
@@ -129,7 +133,14 @@ def unit_of_work():
         session.rollback()
         session.info.pop(_after_commit_key, None)
         raise
+    finally:
+        session.info.pop(IN_UNIT_OF_WORK, None)
     _run_callbacks(session, _after_commit_key)
+
+
+def in_unit_of_work() -> bool:
+    """Whether the session is inside ``unit_of_work()`` (a write transaction on SQLite)."""
+    return bool(db.session.info.get(IN_UNIT_OF_WORK))
 
 
 @contextmanager
@@ -153,6 +164,16 @@ def insert_or_touch(table, values: dict, key: str, touch: dict):
     else:
         from sqlalchemy.dialects.postgresql import insert
     return insert(table).values(**values).on_conflict_do_update(index_elements=[key], set_=touch)
+
+
+def insert_or_ignore(table, values: dict, keys):
+    """An INSERT of ``values`` into ``table`` that does nothing when a row with the same unique
+    ``keys`` exists already (``INSERT ... ON CONFLICT DO NOTHING``); its rowcount says which."""
+    if is_sqlite():
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert(table).values(**values).on_conflict_do_nothing(index_elements=list(keys))
 
 
 def run_once_more_on_conflict(operation):

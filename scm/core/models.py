@@ -214,3 +214,59 @@ class JobLock(db.Model):
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     holder: Mapped[str | None] = mapped_column(String(200))
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TaskState(LabelledEnum):
+    QUEUED = "queued", _l("waiting")
+    RUNNING = "running", _l("running")
+    DONE = "done", _l("done")
+    FAILED = "failed", _l("failed")
+
+
+class BackgroundTask(db.Model):
+    """Heavy work a person started (a month's workbook, issuing a month's invoices...), run by a
+    worker of the task queue (Huey). The row is the truth: the queue only carries its id.
+
+    A worker claims the task with a lease that its progress renews; a task whose worker died (its
+    lease expired) or whose message was lost goes back on the queue (``requeue-tasks``). The work
+    itself is idempotent, and a finished task is never run again. A produced file is a stored file
+    (its bytes in ``file_blobs``), downloadable until ``expires_at``.
+    """
+
+    __tablename__ = "background_tasks"
+    __table_args__ = (Index("ix_background_tasks_state_locked", "state", "locked_until"),
+                      Index("ix_background_tasks_kind_key_state", "kind", "key", "state"))
+
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(60), nullable=False)
+    key: Mapped[str] = mapped_column(String(200), nullable=False, default="")  # what it works on: "2026-10"
+    params: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    state: Mapped[TaskState] = mapped_column(enum_type(TaskState, length=10), nullable=False)
+    done: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    total: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    step: Mapped[str] = mapped_column(String(200), nullable=False, default="")  # what it is doing now
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
+    enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the file's download ends
+    result: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("stored_files.id"))
+
+    user = relationship("User")
+    file = relationship("StoredFile")
+
+    @property
+    def percent(self) -> int:
+        if self.state == TaskState.DONE:
+            return 100
+        return min(99, int(100 * self.done / self.total)) if self.total else 0
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (TaskState.DONE, TaskState.FAILED)

@@ -49,8 +49,10 @@ def send_outbox_job():
 
 
 def prune_records_job(now=None):
-    """Daily: delete old job runs, remove the bodies of old sent mail, and delete uploads held longer
-    than a day with the file contents nobody uses any more (the audit log is never pruned)."""
+    """Daily: delete old job runs, remove the bodies of old sent mail, drop the files of background
+    tasks past their download time, and delete uploads held longer than a day with the file contents
+    nobody uses any more (the audit log is never pruned)."""
+    from scm.core.background import prune_tasks
     from scm.core.services import prune_outbox
     from scm.core.uploads import prune_held_uploads
 
@@ -58,6 +60,7 @@ def prune_records_job(now=None):
     config = current_app.config
     return {"job_runs_deleted": prune_job_runs(now - timedelta(days=config["JOB_RUN_RETENTION_DAYS"])),
             "mail_bodies_removed": prune_outbox(now - timedelta(days=config["OUTBOX_RETENTION_DAYS"])),
+            **prune_tasks(now, config["JOB_RUN_RETENTION_DAYS"]),
             **prune_held_uploads(now)}
 
 
@@ -67,8 +70,15 @@ JOBS = {}
 
 
 def register_job(name, path, trigger):
-    """Declare scheduled job ``name``: ``path`` is ``"module:function"``, ``trigger`` an APScheduler trigger."""
+    """Declare scheduled job ``name``: ``path`` is ``"module:function"``, ``trigger`` an APScheduler
+    trigger, or a function of the app's config returning one (a schedule that is a setting)."""
     JOBS[name] = (path, trigger)
+
+
+def job_trigger(name):
+    """Job ``name``'s trigger for the current app."""
+    trigger = JOBS[name][1]
+    return trigger(current_app.config) if callable(trigger) else trigger
 
 
 register_job("send-outbox", "scm.core.tasks:send_outbox_job", IntervalTrigger(minutes=1))
@@ -84,7 +94,10 @@ def job_function(name):
 def describe_schedule(trigger):
     """A trigger in words: ``every minute``, ``daily at 08:00 WIB``, ``monthly on day 1 at 01:00 WIB``."""
     if isinstance(trigger, IntervalTrigger):
-        minutes = int(trigger.interval.total_seconds() // 60)
+        seconds = int(trigger.interval.total_seconds())
+        if seconds % 60:
+            return ngettext("every second", "every %(num)d seconds", seconds)
+        minutes = seconds // 60
         return ngettext("every minute", "every %(num)d minutes", minutes)
     fields = {f.name: str(f) for f in getattr(trigger, "fields", ()) if not f.is_default}
     if set(fields) <= {"day", "hour", "minute"} and {"hour", "minute"} <= set(fields):
@@ -176,7 +189,7 @@ def prune_job_runs(before, *, batch=1000) -> int:
 
 def lease_for(name) -> timedelta:
     """Every-minute jobs hold a short lease (they are quick); the others the long one."""
-    trigger = JOBS[name][1]
+    trigger = job_trigger(name)
     return SHORT_LEASE if isinstance(trigger, IntervalTrigger) and trigger.interval <= timedelta(minutes=1) else LEASE
 
 
@@ -240,7 +253,8 @@ def run():
         return job
 
     click.echo("Scheduler running (Ctrl+C to stop):")
-    for name, (_path, trigger) in JOBS.items():
+    for name in JOBS:
+        trigger = job_trigger(name)
         scheduler.add_job(wrap(name), trigger, id=name)
         click.echo(f"  {name:<20} {describe_schedule(trigger)}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a service stop, like Ctrl+C: let running jobs end

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy import text as sql_text
 
 from scm.core import bp
+from scm.core.background import queue_ready
 from scm.core.formatting import WIB
 from scm.core.forms import LanguageForm
 from scm.extensions import db
@@ -123,6 +124,8 @@ def readyz():
         head = _migration_heads(current_app.extensions["migrate"].directory)
         checks["migrations"] = "ok" if current == head else (
             f"database at {', '.join(sorted(current)) or 'nothing'}, code expects {', '.join(sorted(head))}")
+    if current_app.config["QUEUE_URL"] != "immediate":
+        checks["queue"] = queue_ready()
     ready = all(value == "ok" for value in checks.values())
     return {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
 

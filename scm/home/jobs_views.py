@@ -8,7 +8,7 @@ from scm.auth.decorators import roles_required
 from scm.auth.models import Role
 from scm.core.database import utcnow
 from scm.core.models import JobLock, JobOutcome, JobRun
-from scm.core.tasks import JOBS, describe_schedule, format_duration, last_run_ids
+from scm.core.tasks import JOBS, describe_schedule, format_duration, job_trigger, last_run_ids
 from scm.core.views import paginate
 from scm.extensions import db
 from scm.home import bp
@@ -21,8 +21,8 @@ def job_runs():
     """Scheduled jobs: schedule, last run (skipped ones aside), lease, and a filterable history."""
     latest = {run.name: run for run in db.session.execute(select(JobRun).where(JobRun.id.in_(last_run_ids()))).scalars()}
     leases = {lock.name: lock for lock in db.session.execute(select(JobLock)).scalars()}
-    jobs = [{"name": name, "schedule": describe_schedule(trigger), "run": latest.get(name), "lease": leases.get(name)}
-            for name, (_path, trigger) in JOBS.items()]
+    jobs = [{"name": name, "schedule": describe_schedule(job_trigger(name)), "run": latest.get(name),
+             "lease": leases.get(name)} for name in JOBS]
 
     form = JobRunFilterForm(request.args)
     form.job.choices = [("", _l("All jobs"))] + [(name, name) for name in JOBS]

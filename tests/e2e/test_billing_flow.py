@@ -126,11 +126,13 @@ def test_billing_month_issue_pay_export_and_wapu_view(app, new_page, factory, tm
     expect(fin.get_by_test_id("drafts")).to_have_text("0")
     expect(fin.get_by_test_id("issue-all")).to_have_count(0)
 
-    # Run billing: two drafts; the WAPU below the minimum is highlighted with its shortfall.
+    # Run billing (in the queue): its task page says two new drafts, and leads back to the month.
     fin.get_by_test_id("run-billing").click()
-    flash = fin.locator(".alert-success")
-    expect(flash).to_contain_text(s["month_name"])
-    expect(flash).to_contain_text(re.compile(r"\b2\b"))  # two new drafts
+    expect(fin).to_have_url(re.compile(r"/tasks/\d+$"))
+    expect(fin.get_by_test_id("task").locator('[data-state="done"]')).to_be_visible()
+    expect(fin.get_by_test_id("task-summary")).to_contain_text("2 draf baru")
+    fin.get_by_role("link", name="Kembali ke bulan ini").click()
+    # Two drafts; the WAPU below the minimum is highlighted with its shortfall.
     expect(fin.get_by_test_id("drafts")).to_have_text("2")
     expect(fin.get_by_test_id("issued")).to_have_text("0")
     expect(fin.get_by_test_id("drafts-total")).to_have_text("Rp15.340.000")  # drafts and issued apart
@@ -175,7 +177,8 @@ def test_billing_month_issue_pay_export_and_wapu_view(app, new_page, factory, tm
     expect(fin.get_by_test_id("issued")).to_have_text("1")
     fin.once("dialog", lambda dialog: dialog.accept())
     fin.get_by_test_id("issue-all").click()
-    expect(fin.locator(".alert-success")).to_contain_text(number_b)
+    expect(fin.get_by_test_id("task-summary")).to_contain_text(number_b)
+    fin.get_by_role("link", name="Kembali ke bulan ini").click()
     expect(fin.get_by_test_id("drafts")).to_have_text("0")
     expect(fin.get_by_test_id("issued")).to_have_text("2")
     expect(fin.get_by_test_id("issued-total")).to_have_text("Rp15.340.000")
@@ -226,7 +229,8 @@ def test_billing_month_issue_pay_export_and_wapu_view(app, new_page, factory, tm
 
     # The month's workbook: a summary row per WAPU, and every stamp on a detail sheet.
     fin.locator('nav.navbar a.nav-link[href="/billing"]').click()
-    name, path = download(fin, "download-workbook", tmp_path)
+    fin.get_by_test_id("download-workbook").click()  # prepared in the queue, downloaded from its task page
+    name, path = download(fin, "task-download", tmp_path)
     assert name == f"tagihan-{s['month']}.xlsx"
     book = load_workbook(path, read_only=True)
     sheets = {sheet.title: list(sheet.iter_rows(values_only=True)) for sheet in book.worksheets}

@@ -351,7 +351,7 @@ def test_every_minute_jobs_hold_a_short_lease(app):
     assert lease_for("draft-billing") == lease_for("mark-overdue") == timedelta(minutes=30)
 
 
-def test_the_procfile_starts_the_web_app_and_the_scheduler_and_ctrl_c_stops_both(app, tmp_path):
+def test_the_procfile_starts_the_web_app_the_scheduler_and_a_worker_and_ctrl_c_stops_them(app, tmp_path):
     """What `make run` does after loading the demo: honcho runs the Procfile until Ctrl+C."""
     import http.client
 
@@ -360,7 +360,7 @@ def test_the_procfile_starts_the_web_app_and_the_scheduler_and_ctrl_c_stops_both
 
     port = free_port()
     env = {**cli_env(app, tmp_path), "PATH": f"{FLASK.parent}:{os.environ['PATH']}", "PYTHONUNBUFFERED": "1",
-           "FLASK_APP": "wsgi.py"}
+           "FLASK_APP": "wsgi.py", "SCM_QUEUE_URL": f"sqlite:///{tmp_path / 'queue.sqlite3'}"}
     out = tmp_path / "honcho.out"
     with open(out, "w") as stdout:
         proc = subprocess.Popen([str(FLASK.with_name("honcho")), "start", "--port", str(port)], cwd=ROOT, env=env,
@@ -372,9 +372,10 @@ def test_the_procfile_starts_the_web_app_and_the_scheduler_and_ctrl_c_stops_both
         assert connection.getresponse().status == 200
         connection.close()
         deadline = time.monotonic() + 60
-        while "Scheduler started" not in out.read_text() and time.monotonic() < deadline:
+        while not ("Scheduler started" in out.read_text() and "Queue worker" in out.read_text()) \
+                and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert "Scheduler started" in out.read_text(), out.read_text()
+        assert "Scheduler started" in out.read_text() and "Queue worker" in out.read_text(), out.read_text()
         proc.send_signal(signal.SIGINT)  # Ctrl+C
         proc.wait(timeout=30)
     finally:
@@ -383,5 +384,6 @@ def test_the_procfile_starts_the_web_app_and_the_scheduler_and_ctrl_c_stops_both
     with socket.socket() as probe:  # the web app is gone with honcho
         assert probe.connect_ex(("127.0.0.1", port)) != 0
     text = out.read_text()
-    assert "web.1" in text and "scheduler.1" in text, text
+    assert "web.1" in text and "scheduler.1" in text and "worker.1" in text, text
+    assert "worker.1 stopped" in text, text
     assert re.search(r"scheduler\.1 +\| .*Scheduler started", text) and "scheduler.1 stopped" in text, text
