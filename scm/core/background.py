@@ -52,14 +52,15 @@ class TaskKind:
     done: object = None  # lazy text with the result's %(placeholders)s, shown when it is done
     back: object = None  # lazy text of the link back to where it was started
     back_url: object = None  # function(params) -> the URL of that page
+    next_url: object = None  # function(task id) -> the page that shows a done task's result, if any
 
 
 TASKS: dict[str, TaskKind] = {}
 
 
-def register_task(kind, path, title, *, done=None, back=None, back_url=None):
+def register_task(kind, path, title, *, done=None, back=None, back_url=None, next_url=None):
     """Declare background task ``kind``: ``path`` is ``"module:function"`` taking a TaskContext."""
-    TASKS[kind] = TaskKind(path, title, done, back, back_url)
+    TASKS[kind] = TaskKind(path, title, done, back, back_url, next_url)
 
 
 def _text(template, values) -> str:
@@ -80,6 +81,14 @@ def task_summary(task: BackgroundTask) -> str:
     """What a finished task did, in the reader's language."""
     kind = TASKS.get(task.kind)
     return _text(kind.done, task.result) if kind and task.state == TaskState.DONE else ""
+
+
+def task_next(task: BackgroundTask):
+    """The page that shows what a done task found (a usage file's preview), or None."""
+    kind = TASKS.get(task.kind)
+    if kind is None or kind.next_url is None or task.state != TaskState.DONE:
+        return None
+    return kind.next_url(task.id)
 
 
 def task_back(task: BackgroundTask):
@@ -273,7 +282,8 @@ def run_task(task_id, holder=None) -> bool:
         context = TaskContext(task, holder)
         kind = TASKS[task.kind]
         module, function = kind.path.split(":")
-        with log_context(f"task:{task.kind}:{task_id}"):
+        locale = task.params.get("locale") or current_app.config["BABEL_DEFAULT_LOCALE"]
+        with log_context(f"task:{task.kind}:{task_id}"), force_locale(locale):  # messages in the starter's language
             log.info("task %s (%s) started, attempt %s", task_id, task.kind, task.attempts)
             try:
                 result = getattr(importlib.import_module(module), function)(context)

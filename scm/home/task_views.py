@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from scm.auth.models import DISTRIBUTOR_ROLES
-from scm.core.background import task_back, task_file, task_summary, task_title
+from scm.core.background import task_back, task_file, task_next, task_summary, task_title
 from scm.core.database import utcnow
 from scm.core.models import BackgroundTask, TaskState
 from scm.core.views import paginate
@@ -39,7 +39,8 @@ def task_status(task) -> dict:
     return {"id": task.id, "state": task.state.value, "state_label": str(task.state.label), "done": task.done,
             "total": task.total, "percent": task.percent, "step": task.step, "finished": task.finished,
             "summary": task_summary(task), "error": task.error or "",
-            "download": url_for("home.task_download", task_id=task.id) if _downloadable(task) else None}
+            "download": url_for("home.task_download", task_id=task.id) if _downloadable(task) else None,
+            "next": task_next(task)}
 
 
 @bp.route("/tasks")
@@ -58,6 +59,9 @@ def tasks():
 def task(task_id):
     """One task: its progress bar (updated without a reload), then its file or its failure."""
     item = _task_or_404(task_id)
+    following = task_next(item)
+    if following:  # done, and its result has a page of its own (a usage file's preview)
+        return redirect(following)
     return render_template("home/task.html", task=item, title=task_title(item), status=task_status(item),
                            back=task_back(item))
 

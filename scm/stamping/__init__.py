@@ -20,3 +20,23 @@ def init_app(app):
     app.jinja_env.filters["document_type"] = document_type_label
     register_job("expire-reservations", "scm.stamping.tasks:expire_reservations_job", IntervalTrigger(minutes=1))
     register_gauges("stamping", reservation_gauges)
+    _register_tasks()
+
+
+def _register_tasks():
+    """The usage-file check and apply, run by the queue's workers (``scm.stamping.tasks``)."""
+    from flask import url_for
+    from flask_babel import lazy_gettext as _l
+
+    from scm.core.background import register_task
+
+    def result(task_id):
+        return url_for("stamping.import_result", task_id=task_id)
+
+    def back(_params):
+        return url_for("stamping.import_usage")
+
+    register_task("stamping.usage_check", "scm.stamping.tasks:usage_check_task", _l("Checking the usage file %(name)s"),
+                  back=_l("Import usage"), back_url=back, next_url=result)
+    register_task("stamping.usage_apply", "scm.stamping.tasks:usage_apply_task", _l("Applying the usage file %(name)s"),
+                  back=_l("Import usage"), back_url=back, next_url=result)

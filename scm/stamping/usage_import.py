@@ -36,6 +36,7 @@ from scm.stamping.parsing import SERIAL, parse_timestamp
 from scm.stamping.services import StampEvent, ingest_events
 from scm.stamping.window import BEFORE_CONTRACT, IN_FUTURE, TOO_OLD, StampWindow, lookback_start
 
+HELD_KIND = "usage"  # usage files held between their upload, their check and their apply (on any node)
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
 MAX_COLUMNS = 30  # the columns read from an XLSX row (the known ones come first in any real file)
@@ -81,8 +82,8 @@ class UsageFileError(ServiceError):
 
     code = "invalid_usage_file"
 
-    def __init__(self, errors):
-        super().__init__(_l("The file was not imported: fix every error listed and upload it again."))
+    def __init__(self, errors, message=None):
+        super().__init__(message or _l("The file was not imported: fix every error listed and upload it again."))
         self.errors = errors
 
 
@@ -157,6 +158,14 @@ class ImportResult:
 # ------------------------------------------------------------------------------------------ reading
 
 
+def check_size(data: bytes) -> None:
+    """Refuse an empty file or one over MAX_BYTES (before it is held or read)."""
+    if not data:
+        raise _refuse(_l("The file is empty."))
+    if len(data) > MAX_BYTES:
+        raise _refuse(_l("The file is larger than %(mb)d MB.", mb=MAX_BYTES // (1024 * 1024)))
+
+
 def read_usage_file(data: bytes, name: str = "", *, now=None, allow_old=False) -> UsageFile:
     """Parse and check every row of a CSV or XLSX usage report; raises UsageFileError listing every problem.
 
@@ -164,10 +173,7 @@ def read_usage_file(data: bytes, name: str = "", *, now=None, allow_old=False) -
     than the look-back (never rows in the future or before the WAPU's first contract).
     """
     now = now or utcnow()
-    if not data:
-        raise _refuse(_l("The file is empty."))
-    if len(data) > MAX_BYTES:
-        raise _refuse(_l("The file is larger than %(mb)d MB.", mb=MAX_BYTES // (1024 * 1024)))
+    check_size(data)
     rows = _xlsx_rows(data) if data.startswith(XLSX_MAGIC) else _csv_rows(data)
     columns = _columns(next(rows, (1, None))[1])
     usage = UsageFile(name=name, sha256=hashlib.sha256(data).hexdigest(), rows=0, now=now, allow_old=allow_old,
@@ -373,23 +379,28 @@ def check_old_usage_reason(actor, reason) -> str:
     return reason
 
 
-def apply_usage_file(usage: UsageFile, actor, *, reason=None) -> ImportResult:
+def apply_usage_file(usage: UsageFile, actor, *, reason=None, progress=None) -> ImportResult:
     """Apply a checked file in the caller's unit of work: ``ingest_events`` per WAPU, one audit row.
 
     ``actor`` is the distributor admin, or None for the operator's command line. A file read with
     ``allow_old`` needs a ``reason``: its audit entry (``usage.import_old``) keeps it.
     The stamp times are checked again against the window of the moment the file was read.
+    ``progress(rows done)`` is called after each chunk.
     """
     if actor is not None and actor.role != Role.DIST_ADMIN:
         raise ServiceError(_l("Only the distributor administrator may import usage files."), code="forbidden")
     if usage.allow_old:
         reason = check_old_usage_reason(actor, reason)
-    per_wapu = {}
+    per_wapu, done = {}, 0
     for wapu_id, events in usage.events.items():
         counts = Counter()
         for start in range(0, len(events), CHUNK):
-            counts.update(r["result"] for r in ingest_events(wapu_id, None, events=events[start:start + CHUNK],
+            chunk = events[start:start + CHUNK]
+            counts.update(r["result"] for r in ingest_events(wapu_id, None, events=chunk,
                                                              source="file", now=usage.now, allow_old=usage.allow_old))
+            done += len(chunk)
+            if progress:
+                progress(done)
         per_wapu[wapu_id] = counts
     total = sum(per_wapu.values(), Counter())
     summary = ", ".join(f"{key} {value}" for key, value in sorted(total.items()))

@@ -3,8 +3,12 @@ and each stamp's life; the distributor admin's usage-report import."""
 
 import os
 import tempfile
+from collections import Counter
+from datetime import date, datetime
+from types import SimpleNamespace
 
-from flask import current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -14,10 +18,12 @@ from sqlalchemy.orm import joinedload
 from scm.auth.decorators import roles_required
 from scm.auth.models import Role
 from scm.auth.scoping import get_scoped_or_404, scope_query
-from scm.core.database import run_once_more_on_conflict, utcnow
+from scm.core.background import start_task
+from scm.core.database import unit_of_work, utcnow
 from scm.core.errors import ServiceError
 from scm.core.formatting import WIB
-from scm.core.uploads import Upload, hold_upload, release_held_upload, take_held_upload
+from scm.core.models import BackgroundTask, TaskState
+from scm.core.uploads import Upload, hold_upload, take_held_upload
 from scm.core.views import within_wib_days
 from scm.extensions import db
 from scm.quota.models import QuotaEntry
@@ -26,7 +32,16 @@ from scm.stamping import bp
 from scm.stamping.exports import write_stamps_xlsx
 from scm.stamping.forms import UsageApplyForm, UsageFilterForm, UsageImportForm
 from scm.stamping.models import Stamp, StampState, document_type_label
-from scm.stamping.usage_import import MAX_BYTES, MAX_ROWS, UsageFileError, apply_usage_file, read_usage_file
+from scm.stamping.usage_import import (
+    HELD_KIND,
+    MAX_BYTES,
+    MAX_ROWS,
+    ImportResult,
+    RowError,
+    UsageFileError,
+    check_old_usage_reason,
+    check_size,
+)
 from scm.stamping.window import lookback_start
 
 PAGE = 50
@@ -132,51 +147,80 @@ def stamp(stamp_id):
     return render_template("stamping/stamp.html", stamp=item, entries=entries)
 
 
-HELD_KIND = "usage"  # usage files held between their preview and their apply (on any node)
-
-
 @bp.route("/usage/import", methods=["GET", "POST"])
 @roles_required(Role.DIST_ADMIN)
 def import_usage():
-    """Upload a usage report (CSV or XLSX): every row is checked, then a preview; nothing changes yet."""
+    """Upload a usage report (CSV or XLSX): it is held and every row checked in the queue, then a
+    preview; nothing changes yet."""
     form = UsageImportForm()
     if form.validate_on_submit():
         data = form.file.data.stream.read(MAX_BYTES + 1)
         name = os.path.basename(form.file.data.filename or "")[:200]
-        allow_old = bool(form.allow_old.data)
         try:
-            usage = read_usage_file(data, name, allow_old=allow_old)
+            check_size(data)  # an empty or too large file is refused at once, never held
         except UsageFileError as error:
             return _upload_page(form, error)
-        rows = usage.preview()
-        apply_form = UsageApplyForm(token=hold_upload(Upload(data, name), HELD_KIND), allow_old=allow_old,
-                                    reason=form.reason.data.strip() if allow_old else "")
-        return render_template("stamping/usage_import_preview.html", usage=usage, rows=rows,
-                               late_usage=any(invoiced for r in rows for _month, _count, invoiced in r["months"]),
-                               form=apply_form)
+        allow_old = bool(form.allow_old.data)
+        token = hold_upload(Upload(data, name), HELD_KIND)
+        with unit_of_work():
+            task = start_task("stamping.usage_check", current_user, key=token, params={
+                "token": token, "allow_old": allow_old, "reason": form.reason.data.strip() if allow_old else "",
+                "name": name, "locale": str(get_locale())})
+        return redirect(url_for("home.task", task_id=task.id))
     return _upload_page(form)
 
 
 @bp.route("/usage/import/apply", methods=["POST"])
 @roles_required(Role.DIST_ADMIN)
 def apply_usage_import():
-    """Check the held file again and apply it in one unit of work; show what became of its stamps."""
+    """Apply the checked file in the queue: checked again, then applied in one unit of work."""
     form = UsageApplyForm()
     held = take_held_upload(form.token.data, HELD_KIND) if form.validate_on_submit() else None
     if held is None:
         flash(_("The uploaded file is no longer available; upload it again."), "warning")
         return redirect(url_for("stamping.import_usage"))
-    try:
-        usage = read_usage_file(held.data, held.original_name, allow_old=bool(form.allow_old.data))
-        result = run_once_more_on_conflict(lambda: apply_usage_file(usage, current_user, reason=form.reason.data))
-    except UsageFileError as error:
-        return _upload_page(UsageImportForm(), error)
-    except ServiceError as error:
-        flash(error.message, "danger")
-        return redirect(url_for("stamping.import_usage"))
-    finally:
-        release_held_upload(form.token.data, HELD_KIND)
-    return render_template("stamping/usage_import_preview.html", usage=usage, result=result)
+    if form.allow_old.data:
+        try:
+            check_old_usage_reason(current_user, form.reason.data)
+        except ServiceError as error:
+            flash(error.message, "danger")
+            return redirect(url_for("stamping.import_usage"))
+    with unit_of_work():
+        task = start_task("stamping.usage_apply", current_user, key=form.token.data, params={
+            "token": form.token.data, "allow_old": bool(form.allow_old.data), "reason": form.reason.data,
+            "name": held.original_name, "locale": str(get_locale())})
+    return redirect(url_for("home.task", task_id=task.id))
+
+
+@bp.route("/usage/import/<int:task_id>")
+@roles_required(Role.DIST_ADMIN)
+def import_result(task_id):
+    """What a finished check (the preview, or every error) or apply (the counts) found."""
+    task = db.session.get(BackgroundTask, task_id)
+    if task is None or task.kind not in ("stamping.usage_check", "stamping.usage_apply"):
+        abort(404)
+    if task.state != TaskState.DONE:
+        return redirect(url_for("home.task", task_id=task_id))
+    found = task.result
+    if "errors" in found:
+        return _upload_page(UsageImportForm(formdata=None),
+                            UsageFileError([RowError(e["row"], e["column"], e["message"], e["value"])
+                                            for e in found["errors"]], message=found["message"]))
+    usage = SimpleNamespace(name=found["name"], rows=found["rows"], allow_old=found.get("allow_old", False),
+                            old_rows=found.get("old_rows", 0), lookback_start=datetime.fromisoformat(
+                                found["lookback_start"]) if found.get("lookback_start") else None)
+    if task.kind == "stamping.usage_apply":
+        usage.wapus = {row["wapu"]["id"]: SimpleNamespace(**row["wapu"]) for row in found["per_wapu"]}
+        result = ImportResult({row["wapu"]["id"]: Counter(row["counts"]) for row in found["per_wapu"]},
+                              Counter(found["total"]))
+        return render_template("stamping/usage_import_preview.html", usage=usage, result=result)
+    rows = [{**row, "wapu": SimpleNamespace(**row["wapu"]),
+             "months": [(date.fromisoformat(month), count, invoiced) for month, count, invoiced in row["months"]]}
+            for row in found["preview"]]
+    form = UsageApplyForm(formdata=None, token=task.params["token"], allow_old=task.params["allow_old"],
+                          reason=task.params["reason"])
+    return render_template("stamping/usage_import_preview.html", usage=usage, rows=rows, form=form,
+                           late_usage=any(invoiced for r in rows for _month, _count, invoiced in r["months"]))
 
 
 def _upload_page(form, error=None):

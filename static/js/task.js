@@ -51,6 +51,10 @@
         return response.json();
       })
       .then(function (status) {
+        if (status.next) {  // its result has a page of its own (a usage file's preview)
+          window.location.assign(status.next);
+          return;
+        }
         update(status);
         if (!status.finished) {
           window.setTimeout(poll, 1000);

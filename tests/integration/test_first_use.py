@@ -344,7 +344,7 @@ def test_the_import_preview_shows_the_months_and_warns_about_invoiced_ones(app, 
     rows += [f"S10-{i},{wapu['code']},{open_month:%Y-%m}-0{i + 1}T10:00:00+07:00,cek,stamped" for i in range(2)]
     admin = login_as("DIST_ADMIN")
     page = admin.post("/usage/import", {"file": (io.BytesIO("\n".join(rows).encode()), "pemakaian.csv")},
-                      content_type="multipart/form-data").get_data(as_text=True)
+                      content_type="multipart/form-data", follow_redirects=True).get_data(as_text=True)
     months = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.search(r'data-testid="months">(.*?)</td>', page, re.S).group(1)))
     with app.test_request_context(), force_locale("id"):
         assert f"{format_month(invoiced)}: 3" in months and f"{format_month(open_month)}: 2" in months

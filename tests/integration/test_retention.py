@@ -11,7 +11,8 @@ from scm.core.models import AuditLog, JobLock, JobOutcome, JobRun, OutboxEmail, 
 from scm.core.services import ERASED_BODY, PRUNED_BODY, prune_outbox, record_audit
 from scm.extensions import db
 
-NO_FILES = {"held_uploads_deleted": 0, "file_blobs_deleted": 0}  # held uploads: see test_uploads.py
+NO_FILES = {"held_uploads_deleted": 0, "file_blobs_deleted": 0,  # held uploads: see test_uploads.py
+            "task_files_deleted": 0, "tasks_deleted": 0}  # task files: see test_month_end.py
 
 
 def _runs(name, *ages_and_outcomes):

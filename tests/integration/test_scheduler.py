@@ -291,8 +291,10 @@ def test_every_registered_job_can_be_imported():
 
 def test_schedules_in_words(app):
     with app.test_request_context(), force_locale("en"):
-        words = {name: tasks.describe_schedule(trigger) for name, (_, trigger) in tasks.JOBS.items()}
-    assert words == {"expire-reservations": "every minute", "send-outbox": "every minute",
+        words = {name: tasks.describe_schedule(tasks.job_trigger(name)) for name in tasks.JOBS}
+        app.config["TASK_SWEEP_SECONDS"] = 5  # a schedule that is a setting
+        assert tasks.describe_schedule(tasks.job_trigger("requeue-tasks")) == "every 5 seconds"
+    assert words == {"expire-reservations": "every minute", "send-outbox": "every minute", "requeue-tasks": "every minute",
                      "draft-billing": "monthly on day 1 at 01:00 WIB", "minimum-warnings": "daily at 08:00 WIB",
                      "mark-overdue": "daily at 00:15 WIB", "verify-quota": "daily at 02:00 WIB",
                      "prune-records": "daily at 03:30 WIB", "contract-expiry": "daily at 07:30 WIB"}

@@ -1,8 +1,8 @@
 """More than one machine: two gunicorn web nodes on different ports, two queue workers and one
 scheduler, sharing one throwaway PostgreSQL and one Redis (Debian's redis-server in a temp folder).
 
-A person's requests go to either node (a load balancer may pick any): a usage file previewed on A is
-applied on B, a workbook started on A downloads from B, a contract uploaded on A downloads from B;
+A person's requests go to either node (a load balancer may pick any): a usage file uploaded on A is
+checked by a worker, previewed on B and applied through A, a workbook started on A downloads from B, a contract uploaded on A downloads from B;
 stamps sent alternately to A and B reconcile exactly; a worker SIGKILLed mid-task leaves its task
 to the other worker, which completes it once. Runs in the PostgreSQL pass of the suite.
 """
@@ -153,13 +153,17 @@ def test_two_nodes_two_workers_and_a_scheduler_share_the_work(app, factory, syst
     writer.writerows([[f"USG{i:04d}", wapus[0]["code"], stamped, "surat_perjanjian", "stamped", f"D/{i}"]
                       for i in range(8)])
     token = admin.form("A", "/usage/import")
-    preview = admin.post("A", "/usage/import", data={"csrf_token": token},
-                         files={"file": ("usage.csv", out.getvalue().encode(), "text/csv")})
-    assert preview.status_code == 200, preview.text[:2000]
+    check = task_id_of(admin.post("A", "/usage/import", data={"csrf_token": token},
+                                  files={"file": ("usage.csv", out.getvalue().encode(), "text/csv")}))
+    assert wait_for_task(admin, "B", check)["state"] == "done"  # checked by a worker
+    preview = admin.get("B", f"/usage/import/{check}")  # the preview, from the other node
+    assert preview.status_code == 200 and 'data-testid="import-preview"' in preview.text, preview.text[:2000]
     held = re.search(r'name="token" type="hidden" value="([0-9a-f]{32})"', preview.text).group(1)
     csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', preview.text).group(1)
-    applied = admin.post("B", "/usage/import/apply", data={"csrf_token": csrf, "token": held})
-    assert applied.status_code == 200, applied.text[:2000]
+    apply = task_id_of(admin.post("A", "/usage/import/apply", data={"csrf_token": csrf, "token": held}))
+    assert wait_for_task(admin, "B", apply)["state"] == "done"
+    applied = admin.get("A", f"/usage/import/{apply}")
+    assert re.search(r'data-wapu="total">.*?data-result="applied">8<', applied.text, re.S), applied.text[:2000]
     with app.app_context():
         assert len(db.session.execute(select(Stamp.id).where(Stamp.serial.like("USG%"))).all()) == 8
 

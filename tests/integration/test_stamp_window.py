@@ -225,7 +225,7 @@ def test_import_rows_outside_the_window_are_errors_with_their_row_and_nothing_is
 
 def _upload(client, data, **fields):
     return client.post("/usage/import", {"file": (io.BytesIO(data), "pemakaian.csv"), **fields},
-                       content_type="multipart/form-data")
+                       content_type="multipart/form-data", follow_redirects=True)  # checked in the queue
 
 
 def _token(page):
@@ -254,7 +254,8 @@ def test_the_import_page_refuses_old_rows_and_the_admin_imports_them_deliberatel
     preview = _upload(admin, data, allow_old="y", reason=reason)
     page = preview.get_data(as_text=True)
     assert preview.status_code == 200 and 'data-testid="old-rows"' in page and reason in page
-    result = admin.post("/usage/import/apply", {"token": _token(page), "allow_old": "y", "reason": reason})
+    result = admin.post("/usage/import/apply", {"token": _token(page), "allow_old": "y", "reason": reason},
+                        follow_redirects=True)
     assert result.status_code == 200
     assert re.search(r'data-wapu="total">.*?data-result="applied">2<', result.get_data(as_text=True), re.S)
     assert _stored(app, wapu["id"]) == {"W-OLD", "W-NEW"}
@@ -278,11 +279,12 @@ def test_the_apply_step_refuses_old_rows_without_the_reason(app, wapu, login_as)
     admin = login_as("DIST_ADMIN")
     page = _upload(admin, data, allow_old="y", reason="koreksi").get_data(as_text=True)
     token = _token(page)
-    refused = admin.post("/usage/import/apply", {"token": token, "reason": "koreksi"})  # the override dropped
+    refused = admin.post("/usage/import/apply", {"token": token, "reason": "koreksi"},  # the override dropped
+                         follow_redirects=True)
     assert refused.status_code == 422 and re.findall(r'data-row="(\d+)"', refused.get_data(as_text=True)) == ["2"]
     token = _token(_upload(admin, data, allow_old="y", reason="koreksi").get_data(as_text=True))
     tampered = admin.post("/usage/import/apply", {"token": token, "allow_old": "y", "reason": ""})
-    assert tampered.status_code == 302
+    assert tampered.status_code == 302 and tampered.headers["Location"].endswith("/usage/import")  # no task
     assert _stored(app, wapu["id"]) == set()
     with app.app_context():
         assert db.session.execute(select(func.count()).select_from(AuditLog)

@@ -224,7 +224,15 @@ def test_checking_thousands_of_rows_looks_the_wapus_up_once(app, factory):
 
 
 def _upload(client, data, name="usage.csv"):
-    return client.post("/usage/import", {"file": (io.BytesIO(data), name)}, content_type="multipart/form-data")
+    """Upload a file: it is held and checked in the queue (here at once); the task's page leads to
+    the preview, or to every error."""
+    return client.post("/usage/import", {"file": (io.BytesIO(data), name)}, content_type="multipart/form-data",
+                       follow_redirects=True)
+
+
+def _apply(client, token, **kwargs):
+    """Apply a held file in the queue; its task's page leads to the counts."""
+    return client.post("/usage/import/apply", {"token": token}, follow_redirects=True, **kwargs)
 
 
 def _token(page):
@@ -246,7 +254,7 @@ def test_admin_uploads_previews_and_applies(app, factory, login_as):
     with app.app_context():
         assert _counts(one["id"])[:2] == (0, 2)  # the preview changed nothing
     token = _token(page)
-    result = admin.post("/usage/import/apply", {"token": token})
+    result = _apply(admin, token)
     page = result.get_data(as_text=True)
     assert result.status_code == 200 and 'data-testid="import-result"' in page
     assert re.search(r'data-wapu="total">.*?data-result="applied">6<', page, re.S)
@@ -258,7 +266,7 @@ def test_admin_uploads_previews_and_applies(app, factory, login_as):
     assert again.status_code == 302  # the held file is gone once applied
     second = _upload(admin, data).get_data(as_text=True)
     assert re.search(rf'data-wapu="{one["code"]}">.*?data-count="known">4<', second, re.S)
-    page = admin.post("/usage/import/apply", {"token": _token(second)}).get_data(as_text=True)
+    page = _apply(admin, _token(second)).get_data(as_text=True)
     assert re.search(r'data-wapu="total">.*?data-result="duplicate">6<', page, re.S)
     with app.app_context():
         assert _counts(one["id"]) == (6, 7, (7, 3))
@@ -360,7 +368,7 @@ def test_a_file_previewed_on_one_node_is_applied_on_another(app, factory, login_
         cookie = admin.raw.get_cookie(app.config["SESSION_COOKIE_NAME"])
         on_b.raw.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie.value)  # the same browser
         page = _upload(admin, _csv(_rows(one["code"], 3))).get_data(as_text=True)  # node A
-        result = on_b.post("/usage/import/apply", {"token": _token(page)})  # node B
+        result = _apply(on_b, _token(page))  # node B
         assert result.status_code == 200, result.get_data(as_text=True)[:500]
         assert re.search(r'data-wapu="total">.*?data-result="applied">3<', result.get_data(as_text=True), re.S)
         with app.app_context():
