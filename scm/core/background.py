@@ -34,6 +34,7 @@ from sqlalchemy import delete, func, or_, select, update
 from scm.core.database import after_commit, in_unit_of_work, own_transaction, unit_of_work, utcnow
 from scm.core.errors import ServiceError
 from scm.core.logs import log_context
+from scm.core.metrics import register_gauges
 from scm.core.models import BackgroundTask, StoredFile, TaskState
 from scm.core.tasks import new_holder, register_job
 from scm.core.uploads import Upload, store_upload, stored_bytes
@@ -364,6 +365,24 @@ def prune_tasks(now, retention_days) -> dict:
     return {"task_files_deleted": len(set(expired)), "tasks_deleted": deleted}
 
 
+def task_gauges(now):
+    """For /metrics: unfinished tasks by state, and how long the oldest waiting one has waited (a queue
+    with no worker shows here first)."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    counts = dict(db.session.execute(select(BackgroundTask.state, func.count()).where(
+        BackgroundTask.state.in_((TaskState.QUEUED, TaskState.RUNNING))).group_by(BackgroundTask.state)).all())
+    tasks = GaugeMetricFamily("scm_background_tasks", "Background tasks waiting or running.", labels=["state"])
+    for state in (TaskState.QUEUED, TaskState.RUNNING):
+        tasks.add_metric([state.value], counts.get(state, 0))
+    oldest = db.session.execute(select(func.min(BackgroundTask.enqueued_at)).where(
+        BackgroundTask.state == TaskState.QUEUED)).scalar()
+    age = GaugeMetricFamily("scm_oldest_waiting_task_age_seconds",
+                            "How long the oldest waiting background task has waited (0 when none waits).")
+    age.add_metric([], max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
+    yield from (tasks, age)
+
+
 def _sweep_trigger(config):
     from apscheduler.triggers.interval import IntervalTrigger
 
@@ -371,6 +390,7 @@ def _sweep_trigger(config):
 
 
 register_job("requeue-tasks", "scm.core.background:requeue_tasks_job", _sweep_trigger)
+register_gauges("tasks", task_gauges)
 
 
 # ------------------------------------------------------------------------------------------ CLI

@@ -303,3 +303,19 @@ def test_a_killed_workers_task_completes_once_on_another_worker(app, month, logi
         assert set(stored(app)) == {i.id for i in invoices}
         mail = Counter(db.session.execute(select(OutboxEmail.to_address, OutboxEmail.body)).all())
         assert mail and max(mail.values()) == 1  # each invoice's mail once to each recipient
+
+
+def test_readiness_and_metrics_tell_of_the_queue(app, month, login_as, queued):
+    from tests.fixtures import free_port
+
+    login_as(Role.DIST_FIN).post(f"/billing/months/{KEY}/workbook")  # no worker runs: it waits
+    probe = app.test_client()
+    ready = probe.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["checks"]["queue"] == "ok"
+    scrape = probe.get("/metrics").get_data(as_text=True)
+    assert 'scm_background_tasks{state="queued"} 1.0' in scrape and 'scm_background_tasks{state="running"} 0.0' in scrape
+    assert "scm_oldest_waiting_task_age_seconds" in scrape
+    app.config["QUEUE_URL"] = f"redis://127.0.0.1:{free_port()}/0"  # a Redis that does not answer
+    make_queue(app)
+    down = probe.get("/readyz")
+    assert down.status_code == 503 and down.get_json()["checks"]["queue"].startswith("unavailable")
