@@ -44,8 +44,9 @@ def make_app(url, folder):
                       MAIL_SEND_ON_COMMIT=False)
 
 
-def load(app, wapus: int, stamps: int):
-    """Schema, WAPUs with contracts, and the month's stamps (bulk, through SQLAlchemy Core)."""
+def load(app, wapus: int, stamps: int, start=MONTH_START, end=MONTH_END):
+    """Schema, WAPUs with contracts, and the stamps of the month [start, end) (bulk, through SQLAlchemy
+    Core, the rows ``insert_stamps`` and the batch path write)."""
     from flask_migrate import upgrade
     from sqlalchemy import insert
 
@@ -69,7 +70,7 @@ def load(app, wapus: int, stamps: int):
             db.session.execute(insert(Contract), [
                 dict(wapu_id=wapu_id, number=f"K/{wapu_id}", start_date=date(2026, 1, 1), end_date=date(2027, 12, 31),
                      file_id=file.id) for wapu_id in ids])
-        rows = stamp_rows(ids, stamps)
+        rows = stamp_rows(ids, stamps, start, end)
         if db.engine.dialect.name == "postgresql":
             raw = db.engine.raw_connection()
             with raw.cursor() as cursor, cursor.copy(
@@ -94,10 +95,10 @@ def load(app, wapus: int, stamps: int):
                 conn.exec_driver_sql("ANALYZE")
 
 
-def stamp_rows(ids, stamps):
+def stamp_rows(ids, stamps, start=MONTH_START, end=MONTH_END):
     """The month's stamps spread evenly over the WAPUs and the month, as naive UTC (as stored)."""
-    span = (MONTH_END - MONTH_START).total_seconds()
-    start = MONTH_START.replace(tzinfo=None)
+    span = (end - start).total_seconds()
+    start = start.replace(tzinfo=None)
     for n in range(stamps):
         moment = start + timedelta(seconds=n * span / stamps)
         yield (f"B{n:09d}", ids[n % len(ids)], "stamped", "surat_perjanjian", "f", "batch", moment, moment, moment)
@@ -190,14 +191,14 @@ def main():
         load(app, args.wapus, args.stamps)
         print(f"SQLite: loaded {args.stamps:,} stamps in {time.perf_counter() - start:.1f} s")
         measure("SQLite", app, raw_sqlite(str(path)), args.stamps, args.wapus)
-        from tests.conftest import _pg_bin
+        from tests.fixtures.database import _pg_bin
 
         postgres = args.postgres if args.postgres is not None else bool(_pg_bin("initdb"))
         if postgres:
-            from tests.conftest import PostgresCluster
+            from tests.fixtures.database import PostgresCluster
 
             cluster = PostgresCluster()
-            url = cluster.start()
+            url = cluster.start("scm_bench")
             try:
                 app = make_app(url, folder)
                 start = time.perf_counter()
