@@ -152,6 +152,7 @@ class Config:
     TASK_LEASE_SECONDS = _env_int("SCM_TASK_LEASE_SECONDS", 120)
     TASK_SWEEP_SECONDS = _env_int("SCM_TASK_SWEEP_SECONDS", 60)
     TASK_RESULT_HOURS = _env_int("SCM_TASK_RESULT_HOURS", 72)  # how long a produced file can be downloaded
+    EXPORT_INLINE_ROWS = _env_int("SCM_EXPORT_INLINE_ROWS", 5000)  # bigger exports are prepared in the queue
     TASK_STEP_DELAY = float(_env("SCM_TASK_STEP_DELAY", "0"))  # testing only: seconds slept per progress step
 
     # Retention (the daily prune-records job): job runs older than this are deleted (each job's last

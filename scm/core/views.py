@@ -5,15 +5,18 @@ import re
 from datetime import datetime, time, timedelta
 from urllib.parse import unquote, urlsplit
 
-from flask import current_app, flash, make_response, redirect, session
+from flask import current_app, flash, make_response, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
+from flask_login import current_user
 from flask_sqlalchemy.pagination import SelectPagination
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy import text as sql_text
 
 from scm.core import bp
-from scm.core.background import queue_ready
+from scm.core.background import queue_ready, start_task
+from scm.core.database import unit_of_work
 from scm.core.formatting import WIB
-from scm.core.forms import LanguageForm
+from scm.core.forms import Form, LanguageForm
 from scm.extensions import db
 
 
@@ -78,6 +81,38 @@ def paginate(stmt, per_page=None, rows=False):
     if rows:
         return RowPagination(select=stmt, session=db.session(), per_page=per_page, max_per_page=100, error_out=False)
     return db.paginate(stmt, per_page=per_page, max_per_page=100, error_out=False)
+
+
+def counted(rows, progress, every=2000):
+    """``rows`` unchanged, calling ``progress(rows so far)`` every ``every`` rows (an export's progress)."""
+    done = 0
+    for done, row in enumerate(rows, start=1):
+        yield row
+        if done % every == 0:
+            progress(done)
+
+
+def at_least(stmt, limit) -> int:
+    """How many rows ``stmt`` gives, counted no further than ``limit`` + 1 (a bounded COUNT)."""
+    return db.session.execute(select(func.count()).select_from(stmt.order_by(None).limit(limit + 1).subquery())).scalar()
+
+
+def export_in_background(stmt, kind, *, inline, params):
+    """An export of the rows of ``stmt``: up to ``EXPORT_INLINE_ROWS`` sent at once (``inline()``);
+    more, and the page asks to prepare it in the queue (a POST with the CSRF token), then shows the
+    task's page. ``params`` (JSON) let task ``kind`` build the same rows for the same reader; the
+    filters in the query string are passed as ``args``."""
+    limit = current_app.config["EXPORT_INLINE_ROWS"]
+    if at_least(stmt, limit) <= limit:
+        return inline()
+    form = Form()
+    if request.method == "POST" and form.validate_on_submit():
+        args = request.args.to_dict()
+        params = {**params, "args": args, "locale": str(get_locale())}
+        with unit_of_work():
+            task = start_task(kind, current_user, key=f"{request.path}?{sorted(args.items())}"[:200], params=params)
+        return redirect(url_for("home.task", task_id=task.id))
+    return render_template("export_confirm.html", form=form, limit=limit)
 
 
 def within_wib_days(column, day_from, day_to) -> list:

@@ -1,9 +1,9 @@
 """Pages that span the features: the dashboard, notifications, the audit log and the scheduled jobs."""
 
-import os
+import io
 import tempfile
 
-from flask import Response, render_template, request, send_file, stream_with_context
+from flask import render_template, request, send_file
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -16,7 +16,7 @@ from scm.core.database import unit_of_work, utcnow
 from scm.core.formatting import WIB, today_wib
 from scm.core.models import AuditLog, Notification
 from scm.core.services import audit_action_label, audit_text
-from scm.core.views import paginate, within_wib_days
+from scm.core.views import counted, export_in_background, paginate, within_wib_days
 from scm.core.xlsx import csv_lines, write_rows_xlsx
 from scm.extensions import db
 from scm.home import bp
@@ -65,9 +65,9 @@ def notifications():
     return render_template("home/notifications.html", page=page, unread=unread)
 
 
-def _audit_query():
-    """The audit log filtered by ``request.args``: (form, statement), newest first."""
-    form = AuditFilterForm(request.args)
+def audit_query(args):
+    """The audit log filtered by ``args`` (the query string): (form, statement), newest first."""
+    form = AuditFilterForm(args)
     stmt = select(AuditLog).order_by(AuditLog.id.desc())
     if form.validate():
         if form.action.data:
@@ -86,13 +86,13 @@ def _audit_query():
 @roles_required(Role.DIST_ADMIN)
 def audit_log():
     """Browse and filter the audit log, each entry in the reader's language."""
-    form, stmt = _audit_query()
+    form, stmt = audit_query(request.args)
     args = {k: v for k, v in request.args.items() if k != "page"}
     return render_template("home/audit_log.html", form=form, page=paginate(stmt), args=args,
                            action_label=audit_action_label, audit_text=audit_text)
 
 
-def _audit_rows(stmt):
+def audit_rows(stmt):
     """The filtered log as export rows (in the reader's language), streamed from the database."""
     for entry in db.session.execute(stmt.execution_options(yield_per=1000)).scalars():
         yield (entry.created_at.astimezone(WIB).replace(tzinfo=None), entry.actor_label, audit_action_label(entry.action),
@@ -104,23 +104,35 @@ AUDIT_HEADERS = (_l("Time (WIB)"), _l("Actor"), _l("Action"), _l("Action code"),
                  _l("Object"), _l("Details"), _l("Summary (English)"), "IP")
 
 
-@bp.route("/admin/audit/export.<any(xlsx, csv):fmt>")
+@bp.route("/admin/audit/export.<any(xlsx, csv):fmt>", methods=["GET", "POST"])
 @roles_required(Role.DIST_ADMIN)
 def audit_export(fmt):
-    """The filtered audit log for an auditor, as XLSX or CSV (UTF-8 with BOM, for Excel)."""
-    _form, stmt = _audit_query()
+    """The filtered audit log for an auditor, as XLSX or CSV (UTF-8 with BOM, for Excel); a large
+    one is prepared in the queue."""
+    _form, stmt = audit_query(request.args)
+    return export_in_background(stmt, "home.audit_export", params={"fmt": fmt},
+                                inline=lambda: send_file(audit_file(stmt, fmt), as_attachment=True,
+                                                         download_name=audit_file_name(fmt), mimetype=MIMETYPES[fmt]))
+
+
+MIMETYPES = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def audit_file_name(fmt):
+    return f"log-audit-{today_wib():%Y%m%d}.{fmt}"
+
+
+def audit_file(stmt, fmt, progress=None) -> io.BytesIO:
+    """The rows of ``stmt`` as an XLSX or CSV file (through a temp file: memory stays flat while writing)."""
+    rows = audit_rows(stmt)
+    if progress:
+        rows = counted(rows, progress)
     headers = [str(h) for h in AUDIT_HEADERS]
-    name = f"log-audit-{today_wib():%Y%m%d}.{fmt}"
-    if fmt == "csv":
-        body = csv_lines(headers, _audit_rows(stmt))
-        response = Response(stream_with_context(body), mimetype="text/csv")
-        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-        return response
-    handle, path = tempfile.mkstemp(suffix=".xlsx")
-    os.close(handle)
-    write_rows_xlsx(_audit_rows(stmt), path, headers, title=_("Audit log"),
-                    widths=(19, 28, 28, 26, 14, 10, 24, 60, 60, 15))
-    response = send_file(path, as_attachment=True, download_name=name,
-                         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response.call_on_close(lambda: os.unlink(path))
-    return response
+    with tempfile.TemporaryFile() as file:
+        if fmt == "csv":
+            for line in csv_lines(headers, rows):
+                file.write(line.encode("utf-8"))
+        else:
+            write_rows_xlsx(rows, file, headers, title=_("Audit log"), widths=(19, 28, 28, 26, 14, 10, 24, 60, 60, 15))
+        file.seek(0)
+        return io.BytesIO(file.read())

@@ -319,3 +319,23 @@ def test_readiness_and_metrics_tell_of_the_queue(app, month, login_as, queued):
     make_queue(app)
     down = probe.get("/readyz")
     assert down.status_code == 503 and down.get_json()["checks"]["queue"].startswith("unavailable")
+
+
+def test_a_large_export_is_prepared_in_the_queue_with_the_same_filters(app, month, login_as):
+    from tests.integration.api_helpers import give_quota
+
+    for i, wapu in enumerate(month):
+        give_quota(app, wapu["id"], 10 + i, key=f"po-{i}")
+    admin = login_as(Role.DIST_ADMIN)
+    small = admin.get("/admin/audit/export.csv?action=quota.")
+    assert small.mimetype == "text/csv"  # a few rows: at once
+    app.config["EXPORT_INLINE_ROWS"] = 2
+    ask = admin.get("/admin/audit/export.xlsx?action=quota.")
+    assert ask.status_code == 200 and 'data-testid="export-confirm"' in ask.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.execute(select(func.count()).select_from(BackgroundTask)).scalar() == 0  # a GET starts nothing
+    status, workbook = file_from_task(admin, "/admin/audit/export.xlsx?action=quota.")
+    assert status["state"] == "done" and status["summary"] == "3 baris."
+    rows = list(load_workbook(io.BytesIO(workbook.data), read_only=True).active.iter_rows(values_only=True))
+    assert rows[0][0] == "Waktu (WIB)" and len(rows) == 4  # the header in Indonesian, and the 3 filtered rows
+    assert {row[3] for row in rows[1:]} == {"quota.issue"}
