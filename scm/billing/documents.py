@@ -1,5 +1,5 @@
-"""Issued documents rendered once: the PDF of an issued invoice or credit note is rendered the first
-time (at issue, or in the queue) and stored with its SHA-256 (``billing_documents``, append-only).
+"""Issued documents rendered once: the PDF of an issued invoice, a credit note or a payment's receipt
+is rendered the first time (at issue, or in the queue) and stored with its SHA-256 (``billing_documents``, append-only).
 Downloads, the month's ZIP and its combined PDF serve those bytes; the audit log shows each one
 produced. Drafts are never stored (they change)."""
 
@@ -8,34 +8,43 @@ import io
 import logging
 import zipfile
 
+from flask_babel import lazy_gettext as _l
 from pypdf import PdfReader, PdfWriter
 from sqlalchemy import select
 
 from scm.billing import exports
-from scm.billing.models import BillingDocument, DocumentKind, Invoice
+from scm.billing.models import BillingDocument, CreditNote, DocumentKind, Invoice, Payment
 from scm.core.database import insert_or_ignore, unit_of_work
 from scm.core.models import FileBlob
-from scm.core.services import record_audit
+from scm.core.services import record_audit, register_audit_action
 from scm.core.uploads import Upload, store_upload
 from scm.extensions import db
 
 log = logging.getLogger("scm.billing")
 
+for _action, _label in (("invoice.pdf_stored", _l("Invoice PDF stored")),
+                        ("credit_note.pdf_stored", _l("Credit note PDF stored")),
+                        ("receipt.pdf_stored", _l("Receipt PDF stored"))):
+    register_audit_action(_action, _label, _l("%(size)s bytes, SHA-256 %(sha256)s"))
+
+
+KINDS = {Invoice: (DocumentKind.INVOICE, exports.render_invoice_pdf),
+         CreditNote: (DocumentKind.CREDIT_NOTE, exports.render_credit_note_pdf),
+         Payment: (DocumentKind.RECEIPT, exports.render_receipt_pdf)}
+
 
 def _kind(document) -> DocumentKind:
-    return DocumentKind.INVOICE if isinstance(document, Invoice) else DocumentKind.CREDIT_NOTE
+    return KINDS[type(document)][0]
 
 
 def _render(document) -> bytes:
-    if isinstance(document, Invoice):
-        return exports.render_invoice_pdf(document)
-    return exports.render_credit_note_pdf(document)
+    return KINDS[type(document)][1](document)
 
 
 def file_name(document) -> str:
     if isinstance(document, Invoice):
         return exports.invoice_file_name(document)
-    return f"{document.number.replace('/', '-')}.pdf"
+    return f"{document.number.replace('/', '-')}.pdf"  # a credit note's or a receipt's number
 
 
 def stored_pdfs(kind: DocumentKind, ids) -> dict[int, bytes]:

@@ -123,6 +123,11 @@ def credit_note_html(credit_note) -> str:
     return _render_html("billing/pdf/credit_note.html", credit_note, credit_note.invoice)
 
 
+def receipt_html(payment) -> str:
+    """The receipt (kuitansi) of a payment as printed, in HTML (Indonesian)."""
+    return _render_html("billing/pdf/receipt.html", payment, payment.invoice)
+
+
 def _layout(html: str):
     """Lay out one HTML document with the cached stylesheet and fonts: a WeasyPrint Document."""
     fetcher, stylesheet, font_config = _pdf_setup()
@@ -143,6 +148,29 @@ def render_invoice_pdf(invoice) -> bytes:
 def render_credit_note_pdf(credit_note) -> bytes:
     """The printable credit note (NOTA KREDIT) as PDF bytes."""
     return html_to_pdf(credit_note_html(credit_note))
+
+
+STATEMENT_KINDS = {"invoice": "Faktur", "credit_note": "Nota kredit", "payment": "Pembayaran"}
+AGING_LABELS = {"not_due": "Belum jatuh tempo", "0_30": "0–30 hari", "31_60": "31–60 hari", "61_90": "61–90 hari",
+                "over_90": "> 90 hari"}
+
+
+def statement_html(statement) -> str:
+    """A WAPU's statement of account as printed, in HTML (Indonesian)."""
+    with force_locale("id"):
+        return render_template(
+            "billing/pdf/statement.html", doc=statement, invoice=statement.parties, npwp=format_npwp,
+            day=format_day, rupiah=format_rupiah, words=terbilang, kinds=STATEMENT_KINDS, aging=AGING_LABELS)
+
+
+def render_statement_pdf(statement) -> bytes:
+    """The statement of account (REKAPITULASI TAGIHAN) as PDF bytes, in the invoice's look."""
+    return html_to_pdf(statement_html(statement))
+
+
+def render_receipt_pdf(payment) -> bytes:
+    """The printable receipt (KUITANSI) of a payment as PDF bytes."""
+    return html_to_pdf(receipt_html(payment))
 
 
 def invoice_file_name(invoice) -> str:
@@ -284,6 +312,29 @@ def build_shortfall_xlsx(period: date, rows) -> bytes:
     values = ([row[key] if key != "npwp" else format_npwp(row[key]) for key in SHORTFALL_KEYS] for row in rows)
     _write_table(workbook.create_sheet("Kekurangan"), SHORTFALL_COLUMNS, values,
                  title=f"Kekurangan pemakaian minimum — {month_label(period)}")
+    return _saved(workbook)
+
+
+STATEMENT_COLUMNS = (("Tanggal", 12, "date"), ("Jenis", 14, "text"), ("Nomor", 26, "text"),
+                     ("Atas faktur", 26, "text"), ("Tagihan", 16, "money"), ("Pengurang", 16, "money"),
+                     ("Saldo", 16, "money"))
+
+
+def build_statement_xlsx(statement) -> bytes:
+    """The statement of account as a workbook: its lines between the opening and closing balances,
+    and the aging of what is open at the end of the range."""
+    workbook = Workbook(write_only=True)
+    rows = [(statement.start, "Saldo awal", "", "", None, None, statement.opening)]
+    rows += [(line.day, STATEMENT_KINDS[line.kind], line.number, line.invoice_number, line.debit or None,
+              line.credit or None, line.balance) for line in statement.lines]
+    rows.append((statement.end, "Saldo akhir", "", "", statement.total_debit, statement.total_credit,
+                 statement.closing))
+    title = (f"Rekapitulasi tagihan {statement.wapu.code} · {statement.wapu.name} · "
+             f"{format_day(statement.start)} s.d. {format_day(statement.end)}")
+    _write_table(workbook.create_sheet("Rekapitulasi"), STATEMENT_COLUMNS, rows, title=title)
+    _write_table(workbook.create_sheet("Umur piutang"), (("Umur", 22, "text"), ("Jumlah", 18, "money")),
+                 [(AGING_LABELS[key], amount) for key, amount in statement.aging.items()],
+                 title=f"Umur piutang per {format_day(statement.end)}")
     return _saved(workbook)
 
 

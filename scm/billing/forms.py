@@ -64,3 +64,14 @@ class InvoiceFilterForm(Form):
     state = SelectField(_l("State"), validators=[Optional()],
                         choices=[("", _l("All states"))] + [(s.value, s.label) for s in InvoiceState])
     wapu = StringField("WAPU", validators=[Optional(), Length(max=200)])
+
+
+class StatementForm(Form):
+    """The statement of account's WAPU (the distributor picks one) and date range (a GET form)."""
+
+    class Meta:
+        csrf = False  # a GET filter changes nothing
+
+    wapu = SelectField(_l("WAPU"), default="", validate_choice=False)
+    date_from = DateField(_l("From"), validators=[Optional()])
+    date_to = DateField(_l("To"), validators=[Optional()])

@@ -269,6 +269,7 @@ class CreditNote(TimestampMixin, db.Model):
 class DocumentKind(LabelledEnum):
     INVOICE = "invoice", _l("invoice")
     CREDIT_NOTE = "credit_note", _l("credit note")
+    RECEIPT = "receipt", _l("receipt")
 
 
 class BillingDocument(db.Model):
@@ -295,7 +296,8 @@ class Payment(TimestampMixin, db.Model):
     """Money received against an invoice (partial payments allowed)."""
 
     __tablename__ = "payments"
-    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),
+                      Index("uq_payments_receipt_number", "receipt_number", unique=True))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True, nullable=False)
@@ -304,9 +306,20 @@ class Payment(TimestampMixin, db.Model):
     amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
     reference: Mapped[str] = mapped_column(String(100), nullable=False)
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # The receipt (kuitansi) number, gapless per year; none on payments recorded before 0012_receipts.
+    receipt_number: Mapped[str | None] = mapped_column(String(80))
 
     invoice = relationship("Invoice", back_populates="payments")
     recorded_by = relationship("User")
+
+    @property
+    def number(self) -> str | None:
+        """The receipt's number: a payment is printed as its receipt (kuitansi)."""
+        return self.receipt_number
+
+    @property
+    def audit_ref(self) -> str:
+        return self.receipt_number or f"payment {self.id}"
 
 
 class MinimumWarning(TimestampMixin, db.Model):

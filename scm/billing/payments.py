@@ -31,6 +31,7 @@ register_notification("credit_note_issued", _l("Credit note %(number)s of %(amou
 register_notification("payment_recorded", _l("Payment of %(amount)s for invoice %(number)s was recorded. Thank you."))
 
 MAX_REFERENCE = 100
+RECEIPT_NUMBER_FORMAT = "KW/{year}/{month:02d}/{seq:05d}"  # kuitansi: gapless per year, like invoices
 
 
 def _reload(invoice_id: int) -> Invoice:
@@ -77,7 +78,8 @@ def _settle_state(invoice: Invoice, today: date) -> None:
 
 
 def record_payment(invoice_id: int, actor, *, paid_on: date, amount: int, reference: str, today=None) -> Payment:
-    """Record money received; the invoice becomes partially paid, or paid when nothing is left."""
+    """Record money received; the invoice becomes partially paid, or paid when nothing is left. The
+    payment gets the next gapless receipt (kuitansi) number, in the same transaction."""
     today = today or today_wib()
     reference = (reference or "").strip()
     if not reference or len(reference) > MAX_REFERENCE:
@@ -91,14 +93,16 @@ def record_payment(invoice_id: int, actor, *, paid_on: date, amount: int, refere
         raise ServiceError(_("The payment date cannot be before the invoice date (%(day)s).",
                              day=format_day(invoice.issue_date)), field="paid_on")
     _settle_state(invoice, today)
+    receipt = format_document_number(RECEIPT_NUMBER_FORMAT, today, next_number(f"receipt:{today.year}"))
     payment = Payment(invoice_id=invoice.id, wapu_id=invoice.wapu_id, paid_on=paid_on, amount=amount,
-                      reference=reference, recorded_by_id=actor.id)
+                      reference=reference, recorded_by_id=actor.id, receipt_number=receipt)
     db.session.add(payment)
     db.session.flush()
     record_audit(actor, "invoice.payment_recorded", invoice,
-                 f"{invoice.number}: {amount} on {paid_on.isoformat()} ({reference}); balance {invoice.balance}",
+                 f"{invoice.number}: {amount} on {paid_on.isoformat()} ({reference}); balance {invoice.balance}; "
+                 f"receipt {receipt}",
                  details={"amount": amount, "paid_on": paid_on.isoformat(), "reference": reference,
-                          "balance": invoice.balance})
+                          "balance": invoice.balance, "receipt": receipt})
     notify(finance_contacts(invoice.wapu), "payment_recorded", f"/billing/invoices/{invoice.id}",
            amount=format_rupiah(amount), number=invoice.number)
     return payment

@@ -13,16 +13,17 @@ from sqlalchemy.orm import joinedload
 from scm.auth.decorators import roles_required
 from scm.auth.models import DISTRIBUTOR_ROLES, Role
 from scm.auth.scoping import get_scoped_or_404, scope_query
-from scm.billing import bp, documents, exports, payments, reports, services
+from scm.billing import bp, documents, exports, payments, reports, services, statements
 from scm.billing.forms import (
     ConfirmForm,
     CreditNoteForm,
     InvoiceFilterForm,
     PaymentForm,
     SettingsForm,
+    StatementForm,
     TermsForm,
 )
-from scm.billing.models import BillingRun, BillingSettings, CreditNote, Invoice, InvoiceState
+from scm.billing.models import BillingRun, BillingSettings, CreditNote, Invoice, InvoiceState, Payment
 from scm.billing.usage import add_months, month_key, month_of, parse_month, terms_for
 from scm.core.background import start_task
 from scm.core.database import unit_of_work
@@ -213,11 +214,12 @@ def record_payment(invoice_id):
     if form.validate_on_submit():
         try:
             with unit_of_work():
-                payments.record_payment(invoice_id, current_user, paid_on=form.paid_on.data, amount=form.amount.data,
-                                        reference=form.reference.data)
+                payment = payments.record_payment(invoice_id, current_user, paid_on=form.paid_on.data,
+                                                  amount=form.amount.data, reference=form.reference.data)
         except ServiceError as error:
             field_error(form, error)
         else:
+            documents.store_after_issue(payment)  # its receipt, rendered once
             flash(_("The payment was recorded."), "success")
             return redirect(url_for("billing.invoice", invoice_id=invoice_id))
     return _invoice_form_page(invoice_id, form, "payment_form")
@@ -269,6 +271,16 @@ def credit_note_pdf(note_id):
     return _download(documents.document_pdf(note), documents.file_name(note), "application/pdf")
 
 
+@bp.route("/billing/payments/<int:payment_id>/receipt.pdf")
+@roles_required(*FINANCE_READERS)
+def receipt_pdf(payment_id):
+    """A payment's receipt (kuitansi) as PDF, as stored when the payment was recorded."""
+    payment = get_scoped_or_404(Payment, payment_id, current_user)
+    if not payment.receipt_number:  # recorded before receipts were numbered
+        abort(404)
+    return _download(documents.document_pdf(payment), documents.file_name(payment), "application/pdf")
+
+
 # ----------------------------------------------------------------------------- reports
 
 
@@ -289,6 +301,56 @@ def shortfall_xlsx():
     period = _month_or_404(request.args.get("month", ""))
     return _download(exports.build_shortfall_xlsx(period, reports.shortfall_rows(period, today_wib())),
                      f"kekurangan-minimum-{month_key(period)}.xlsx", XLSX)
+
+
+def _statement_request():
+    """(form, Statement or None) from the query string: a WAPU user's own WAPU, or the WAPU the
+    distributor picked; the range defaults to this year up to today."""
+    form = StatementForm(request.args)
+    today = today_wib()
+    if not request.args:
+        form.date_from.data, form.date_to.data = today.replace(month=1, day=1), today
+    if current_user.is_distributor:
+        form.wapu.choices = [("", _("Choose a WAPU"))] + [
+            (w.code, f"{w.code} · {w.name}") for w in db.session.execute(select(Wapu).order_by(Wapu.code)).scalars()]
+    else:
+        del form.wapu
+    if request.args and not form.validate():
+        return form, None
+    start, end = form.date_from.data or today.replace(month=1, day=1), form.date_to.data or today
+    if start > end:
+        form.date_to.errors = [_("The end of the range is before its start.")]
+        return form, None
+    if current_user.is_distributor:
+        wapu = db.session.execute(select(Wapu).where(Wapu.code == (form.wapu.data or ""))).scalar()
+        if wapu is None:
+            return form, None
+    else:
+        wapu = current_user.wapu
+    return form, statements.statement_of_account(wapu, start, end)
+
+
+@bp.route("/billing/statement")
+@roles_required(*FINANCE_READERS)
+def statement():
+    """The statement of account (Rekapitulasi tagihan) of a WAPU for a date range."""
+    form, found = _statement_request()
+    args = {k: v for k, v in request.args.items() if k != "wapu" or current_user.is_distributor}
+    return render_template("billing/statement.html", form=form, statement=found, args=args,
+                           buckets=payments.BUCKETS), 422 if form.errors else 200
+
+
+@bp.route("/billing/statement.<any(pdf, xlsx):fmt>")
+@roles_required(*FINANCE_READERS)
+def statement_file(fmt):
+    """The statement of account as PDF (the invoice's look) or XLSX."""
+    _form, found = _statement_request()
+    if found is None:
+        abort(404)
+    name = f"rekapitulasi-{found.wapu.code}-{found.start:%Y%m%d}-{found.end:%Y%m%d}.{fmt}"
+    if fmt == "pdf":
+        return _download(exports.render_statement_pdf(found), name, "application/pdf")
+    return _download(exports.build_statement_xlsx(found), name, XLSX)
 
 
 @bp.route("/billing/aging")
