@@ -277,6 +277,19 @@ def test_billing_month_issue_pay_export_and_wapu_view(app, new_page, factory, tm
     assert name == number_a.replace("/", "-") + ".pdf"
     assert number_a in pdf_text(path)
 
+    # The statement of account: its own invoice and payment with the balance, downloaded as PDF.
+    wapu.get_by_test_id("statement-link").click()
+    statement = wapu.get_by_test_id("statement-table")
+    expect(statement.locator('tr[data-kind="invoice"]')).to_have_count(1)
+    expect(statement).to_contain_text(number_a)
+    expect(statement).not_to_contain_text(number_b)
+    expect(statement.locator('tr[data-kind="payment"]')).to_have_count(1)
+    expect(wapu.get_by_test_id("closing")).to_have_text(BALANCE_A)
+    name, path = download(wapu, "statement-pdf", tmp_path / "wapu")
+    assert name.startswith(f"rekapitulasi-{code_a}-")
+    text = pdf_text(path)
+    assert "REKAPITULASI TAGIHAN" in text and number_a in text and BALANCE_A in text
+
     # Another WAPU's invoice is a 404, not a 403.
     response = wapu.goto(invoice_b_url)
     assert response.status == 404
