@@ -64,3 +64,20 @@ class InvoiceFilterForm(Form):
     state = SelectField(_l("State"), validators=[Optional()],
                         choices=[("", _l("All states"))] + [(s.value, s.label) for s in InvoiceState])
     wapu = StringField("WAPU", validators=[Optional(), Length(max=200)])
+
+
+class DunningStepForm(Form):
+    name = StringField(_l("Name of the step"), validators=[InputRequired(REQUIRED), Length(max=100)],
+                       render_kw={"placeholder": "Pemberitahuan pertama"})
+    offset_days = WholeNumberField(_l("Days from the due date (negative: before it)"), signed=True,
+                                   validators=[InputRequired(REQUIRED)], render_kw={"placeholder": "-7"})
+    subject = StringField(_l("Subject of the mail"), validators=[InputRequired(REQUIRED), Length(max=200)])
+    body = TextAreaField(_l("Text of the mail"), validators=[InputRequired(REQUIRED), Length(max=5000)])
+
+
+class DisputeForm(Form):
+    reason = TextAreaField(_l("Reason for the dispute"), validators=[InputRequired(REQUIRED), Length(max=1000)])
+
+
+class ResolveDisputeForm(Form):
+    resolution = TextAreaField(_l("How it was resolved"), validators=[InputRequired(REQUIRED), Length(max=1000)])
