@@ -94,40 +94,38 @@ def remove_dunning_step(step_id):
 # ----------------------------------------------------------------------------- disputes
 
 
+def _on_dispute(invoice_id, form, form_name, change, done):
+    """``change(text)`` with the text the form holds (the reason or the resolution); back to the
+    invoice page, or the page again with the error beside the field."""
+    _invoice_for(invoice_id)
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                change(getattr(form, form.text_field).data)
+        except ServiceError as error:
+            field_error(form, error)
+        else:
+            flash(done, "success")
+            return redirect(url_for("billing.invoice", invoice_id=invoice_id))
+    return _invoice_form_page(invoice_id, form, form_name)
+
+
 @bp.route("/billing/invoices/<int:invoice_id>/dispute", methods=["POST"])
 @roles_required(Role.DIST_FIN)
 def open_dispute(invoice_id):
     """Mark the invoice disputed: its reminders pause."""
-    _invoice_for(invoice_id)
-    form = DisputeForm()
-    if form.validate_on_submit():
-        try:
-            with unit_of_work():
-                dunning.open_dispute(invoice_id, current_user, form.reason.data)
-        except ServiceError as error:
-            field_error(form, error)
-        else:
-            flash(_("The invoice is marked disputed; reminders pause until the dispute is resolved."), "success")
-            return redirect(url_for("billing.invoice", invoice_id=invoice_id))
-    return _invoice_form_page(invoice_id, form, "dispute_form")
+    return _on_dispute(invoice_id, DisputeForm(), "dispute_form",
+                       lambda reason: dunning.open_dispute(invoice_id, current_user, reason),
+                       _("The invoice is marked disputed; reminders pause until the dispute is resolved."))
 
 
 @bp.route("/billing/invoices/<int:invoice_id>/dispute/resolve", methods=["POST"])
 @roles_required(Role.DIST_FIN)
 def resolve_dispute(invoice_id):
     """Resolve the invoice's open dispute; reminders resume."""
-    _invoice_for(invoice_id)
-    form = ResolveDisputeForm()
-    if form.validate_on_submit():
-        try:
-            with unit_of_work():
-                dunning.resolve_dispute(invoice_id, current_user, form.resolution.data)
-        except ServiceError as error:
-            field_error(form, error)
-        else:
-            flash(_("The dispute was resolved; reminders resume."), "success")
-            return redirect(url_for("billing.invoice", invoice_id=invoice_id))
-    return _invoice_form_page(invoice_id, form, "resolve_form")
+    return _on_dispute(invoice_id, ResolveDisputeForm(), "resolve_form",
+                       lambda note: dunning.resolve_dispute(invoice_id, current_user, note),
+                       _("The dispute was resolved; reminders resume."))
 
 
 # ----------------------------------------------------------------------------- the outbox

@@ -76,8 +76,10 @@ class DunningStepForm(Form):
 
 
 class DisputeForm(Form):
+    text_field = "reason"
     reason = TextAreaField(_l("Reason for the dispute"), validators=[InputRequired(REQUIRED), Length(max=1000)])
 
 
 class ResolveDisputeForm(Form):
+    text_field = "resolution"
     resolution = TextAreaField(_l("How it was resolved"), validators=[InputRequired(REQUIRED), Length(max=1000)])

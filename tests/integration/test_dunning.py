@@ -304,3 +304,11 @@ def test_the_invoice_page_shows_the_dispute_and_the_reminders_with_links_to_thei
     other = invoiced["second_invoice"]
     assert wapu_fin.get(f"/billing/invoices/{other}").status_code == 404
     assert fin.post(f"/billing/invoices/{other}/dispute", data={}, csrf=False).status_code == 400
+
+
+def test_the_scheduler_runs_the_dunning_job_under_its_lease(app, invoiced):
+    from scm.core import tasks as scheduler
+
+    with app.app_context():
+        assert scheduler.job_function("dunning") is tasks.dunning_job
+        assert set(scheduler.run_job("dunning")) == {"invoices", "mails"}
