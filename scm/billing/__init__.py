@@ -12,7 +12,7 @@ bp = Blueprint("billing", __name__)
 
 def init_app(app):
     logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)  # one INFO line per CSS parse
-    from scm.billing import models, views  # noqa: F401  (registers models and routes)
+    from scm.billing import dunning_views, models, views  # noqa: F401  (registers models and routes)
     from scm.billing.cli import billing_cli
     from scm.billing.exports import terbilang
     from scm.billing.reports import invoiced_months
@@ -28,6 +28,7 @@ def init_app(app):
     register_job("minimum-warnings", "scm.billing.tasks:minimum_warnings_job", CronTrigger(hour=8, minute=0, timezone=WIB))
     _register_tasks()
     register_job("mark-overdue", "scm.billing.tasks:mark_overdue_job", CronTrigger(hour=0, minute=15, timezone=WIB))
+    register_job("dunning", "scm.billing.tasks:dunning_job", CronTrigger(hour=8, minute=30, timezone=WIB))
 
 
 def _register_tasks():

@@ -75,3 +75,22 @@ class StatementForm(Form):
     wapu = SelectField(_l("WAPU"), default="", validate_choice=False)
     date_from = DateField(_l("From"), validators=[Optional()])
     date_to = DateField(_l("To"), validators=[Optional()])
+
+
+class DunningStepForm(Form):
+    name = StringField(_l("Name of the step"), validators=[InputRequired(REQUIRED), Length(max=100)],
+                       render_kw={"placeholder": "Pemberitahuan pertama"})
+    offset_days = WholeNumberField(_l("Days from the due date (negative: before it)"), signed=True,
+                                   validators=[InputRequired(REQUIRED)], render_kw={"placeholder": "-7"})
+    subject = StringField(_l("Subject of the mail"), validators=[InputRequired(REQUIRED), Length(max=200)])
+    body = TextAreaField(_l("Text of the mail"), validators=[InputRequired(REQUIRED), Length(max=5000)])
+
+
+class DisputeForm(Form):
+    text_field = "reason"
+    reason = TextAreaField(_l("Reason for the dispute"), validators=[InputRequired(REQUIRED), Length(max=1000)])
+
+
+class ResolveDisputeForm(Form):
+    text_field = "resolution"
+    resolution = TextAreaField(_l("How it was resolved"), validators=[InputRequired(REQUIRED), Length(max=1000)])

@@ -9,6 +9,7 @@ from datetime import date, datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -364,3 +365,79 @@ def _guard_issued_invoices(session, _context, _instances):
         if isinstance(obj, InvoiceLine) and obj.invoice is not None and not obj.invoice.is_draft:
             if _state_before_flush(obj.invoice) != InvoiceState.DRAFT:  # not the issue itself
                 raise ImmutableInvoiceError("lines cannot be added to an issued invoice")
+
+
+# --------------------------------------------------------------------------- reminders (dunning) and disputes
+
+
+class DunningStep(TimestampMixin, db.Model):
+    """One step of the distributor's reminder schedule: a mail sent ``offset_days`` from an
+    invoice's due date (negative: before it). Its subject and text are written by ``DIST_ADMIN``
+    with placeholders. A removed step is kept (inactive): the reminders it sent still name it."""
+
+    __tablename__ = "dunning_steps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    offset_days: Mapped[int] = mapped_column(Integer, nullable=False)
+    subject: Mapped[str] = mapped_column(String(200), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    changed_by = relationship("User")
+
+    @property
+    def audit_ref(self) -> str:
+        return f"{self.name} ({self.offset_days:+d})"
+
+
+class DunningOutcome(LabelledEnum):
+    SENT = "sent", _l("sent")
+    SKIPPED = "skipped", _l("skipped")  # a later step was due too: only the latest one is sent
+
+
+class DunningSent(TimestampMixin, db.Model):
+    """A step of the schedule done for one invoice: its mail queued (or the step skipped). The
+    unique (invoice, step) row is written in the same transaction as the mail, so a step is sent
+    at most once per invoice, whoever runs the job and however often."""
+
+    __tablename__ = "dunning_sent"
+    __table_args__ = (UniqueConstraint("invoice_id", "step_id", name="uq_dunning_sent_invoice_step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), nullable=False)
+    step_id: Mapped[int] = mapped_column(ForeignKey("dunning_steps.id"), nullable=False)
+    outcome: Mapped[DunningOutcome] = mapped_column(enum_type(DunningOutcome, length=10), nullable=False)
+    day: Mapped[date] = mapped_column(Date, nullable=False)  # the WIB day of the run
+    mails: Mapped[list] = mapped_column(JSON, nullable=False, default=list)  # [{"id": outbox id, "to": address}]
+
+    invoice = relationship("Invoice")
+    step = relationship("DunningStep")
+
+
+class InvoiceDispute(db.Model):
+    """An invoice the WAPU disputes: reminders pause while it is open. ``open_invoice_id`` is the
+    invoice's id while the dispute is open and NULL once resolved, so an invoice has at most one
+    open dispute (a unique column, the same on SQLite and PostgreSQL)."""
+
+    __tablename__ = "invoice_disputes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True, nullable=False)
+    open_invoice_id: Mapped[int | None] = mapped_column(Integer, unique=True)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    opened_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+    invoice = relationship("Invoice")
+    opened_by = relationship("User", foreign_keys=[opened_by_id])
+    resolved_by = relationship("User", foreign_keys=[resolved_by_id])
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None

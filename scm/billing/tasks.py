@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from scm.billing import documents, exports, reports
+from scm.billing.dunning import send_reminders
 from scm.billing.models import Invoice, MinimumWarning
 from scm.billing.payments import mark_overdue
 from scm.billing.services import current_settings, draft_ids, finance_contacts, issue_draft, run_billing
@@ -62,6 +63,11 @@ def minimum_warnings_job(today=None):
     today = today or today_wib()
     with unit_of_work():
         return {"warned": send_minimum_warnings(today)}
+
+
+def dunning_job(today=None):
+    """Daily: the reminders of the dunning schedule due today (``scm.billing.dunning``)."""
+    return send_reminders(today or today_wib())
 
 
 def mark_overdue_job(today=None):

@@ -101,7 +101,15 @@ def world(app, factory):
         from scm.registration.models import Wapu
 
         contract = db.session.get(Wapu, wapu["id"]).contracts[0].id
-    return {"wapu": wapu, "month": f"{last:%Y-%m}", "fin": fin, "now": utcnow(), "contract": contract, "wapu_id": wapu["id"]}
+        from sqlalchemy import select
+
+        from scm.billing.models import Invoice
+        from scm.core.models import OutboxEmail
+
+        invoice = db.session.execute(select(Invoice.id).where(Invoice.wapu_id == wapu["id"])).scalar()
+        mail = db.session.execute(select(OutboxEmail.id).order_by(OutboxEmail.id.desc())).scalar()
+    return {"wapu": wapu, "month": f"{last:%Y-%m}", "fin": fin, "now": utcnow(), "contract": contract, "wapu_id": wapu["id"],
+            "invoice": invoice, "mail": mail}
 
 
 PAGES = {
@@ -110,12 +118,14 @@ PAGES = {
     "WAPU_SPV": ["/", "/purchase-requests", "/purchase-orders", "/quota", "/usage", "/api-tokens",
                  "/billing/invoices", "/company", "/wapus/{wapu[id]}/company-change", "/wapus/{wapu_id}/users",
                  "/wapus/{wapu_id}/users/new", "/stand-ins"],
-    "WAPU_FIN": ["/", "/billing/invoices", "/usage", "/quota"],
+    "WAPU_FIN": ["/", "/billing/invoices", "/usage", "/quota", "/billing/invoices/{invoice}"],
     "DIST_SPV": ["/", "/review/registrations", "/purchase-orders", "/wapus", "/usage", "/quota/accounts",
                  "/wapus/{wapu[id]}/status", "/stand-ins"],
     "DIST_FIN": ["/", "/billing", "/billing/months/{month}", "/billing/invoices", "/billing/aging",
-                 "/billing/shortfall", "/usage", "/quota/accounts"],
+                 "/billing/shortfall", "/usage", "/quota/accounts", "/billing/invoices/{invoice}", "/billing/dunning",
+                 "/admin/outbox/{mail}"],
     "DIST_ADMIN": ["/", "/admin/audit", "/admin/jobs", "/admin/users", "/admin/users/new", "/billing/settings",
+                   "/billing/dunning", "/billing/dunning/steps/new", "/admin/outbox/{mail}",
                    "/usage/import", "/api-tokens", "/quota/accounts", "/wapus", "/wapus/{wapu[id]}",
                    "/wapus/{wapu[id]}/contracts/new", "/contracts/{contract}/terminate", "/wapus/{wapu_id}/users",
                    "/wapus/{wapu_id}/users/new", "/stand-ins"],

@@ -296,7 +296,7 @@ def test_schedules_in_words(app):
         assert tasks.describe_schedule(tasks.job_trigger("requeue-tasks")) == "every 5 seconds"
     assert words == {"expire-reservations": "every minute", "send-outbox": "every minute", "requeue-tasks": "every minute",
                      "draft-billing": "monthly on day 1 at 01:00 WIB", "minimum-warnings": "daily at 08:00 WIB",
-                     "mark-overdue": "daily at 00:15 WIB", "verify-quota": "daily at 02:00 WIB",
+                     "mark-overdue": "daily at 00:15 WIB", "dunning": "daily at 08:30 WIB", "verify-quota": "daily at 02:00 WIB",
                      "prune-records": "daily at 03:30 WIB", "contract-expiry": "daily at 07:30 WIB"}
 
 
