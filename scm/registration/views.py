@@ -20,6 +20,7 @@ from scm.extensions import db
 from scm.registration import bp, services
 from scm.registration.forms import (
     CompanyChangeForm,
+    CoretaxDetailsForm,
     ContractForm,
     DecisionForm,
     RegistrationForm,
@@ -353,6 +354,34 @@ def wapu_status(wapu_id):
             return redirect(url_for("registration.wapu", wapu_id=wapu_id))
     status = 422 if form.errors or form.form_errors else 200
     return render_template("registration/wapu_status.html", wapu=wapu, form=form), status
+
+
+@bp.route("/wapus/<int:wapu_id>/coretax", methods=["GET", "POST"])
+@roles_required(Role.DIST_ADMIN)
+def wapu_coretax(wapu_id):
+    """The WAPU's Coretax e-Faktur details: kind of collector, NITKU and kode transaksi."""
+    wapu = db.get_or_404(Wapu, wapu_id)
+    form = CoretaxDetailsForm()
+    if request.method == "GET":
+        form.kind.data = wapu.kind.value if wapu.kind else ""
+        form.nitku.data = wapu.nitku or ""
+        form.coretax_transaction_code.data = wapu.coretax_transaction_code or ""
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                services.set_coretax_details(db.session.get(Wapu, wapu_id), current_user, kind=form.kind.data,
+                                             nitku=form.nitku.data,
+                                             transaction_code=form.coretax_transaction_code.data)
+        except ValidationErrors as error:
+            for name, message in error.errors.items():
+                form[name].errors = [message]
+        except ServiceError as error:
+            field_error(form, error)
+        else:
+            flash(_("The Coretax details of %(code)s were saved.", code=wapu.code), "success")
+            return redirect(url_for("registration.wapu", wapu_id=wapu_id))
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("registration/wapu_coretax.html", wapu=wapu, form=form), status
 
 
 @bp.route("/wapus/<int:wapu_id>/company-change", methods=["GET", "POST"])
