@@ -64,3 +64,12 @@ class InvoiceFilterForm(Form):
     state = SelectField(_l("State"), validators=[Optional()],
                         choices=[("", _l("All states"))] + [(s.value, s.label) for s in InvoiceState])
     wapu = StringField("WAPU", validators=[Optional(), Length(max=200)])
+
+
+class CoretaxExportForm(Form):
+    month = StringField(_l("Month"), validators=[InputRequired(REQUIRED)], render_kw={"type": "month"})
+
+
+class FakturNumberForm(Form):
+    faktur_number = StringField(_l("Faktur number (from Coretax)"), validators=[Length(max=40)],
+                                render_kw={"placeholder": "04002500000000123", "inputmode": "numeric"})

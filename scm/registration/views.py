@@ -20,8 +20,8 @@ from scm.extensions import db
 from scm.registration import bp, services
 from scm.registration.forms import (
     CompanyChangeForm,
-    CoretaxDetailsForm,
     ContractForm,
+    CoretaxDetailsForm,
     DecisionForm,
     RegistrationForm,
     StatusForm,
