@@ -128,6 +128,6 @@ class CoretaxDetailsForm(Form):
                         description=_l("22 digits: the 16-digit NPWP and 6 digits for the place of business "
                                        "(000000 for the head office)"))
     coretax_transaction_code = SelectField(
-        _l("Kode transaksi"),
+        _l("Transaction code (kode transaksi)"),
         choices=[("", _l("By its kind (02 for a government treasurer, else 03)"))]
         + list(CORETAX_TRANSACTION_CODES.items()))

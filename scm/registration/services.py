@@ -644,7 +644,7 @@ def send_contract_expiry_warnings(today) -> int:
 # --- Coretax e-Faktur details: kind of collector, NITKU, kode transaksi ---------------------------
 
 register_audit_action("wapu.coretax_details", _l("Coretax details changed"),
-                      _l("kind %(kind)s, NITKU %(nitku)s, kode transaksi %(code)s"), kind=WapuKind)
+                      _l("kind %(kind)s, NITKU %(nitku)s, transaction code %(code)s"), kind=WapuKind)
 
 
 def set_coretax_details(wapu: Wapu, actor, *, kind: str | None, nitku: str | None,
