@@ -262,6 +262,15 @@ def _life_context(wapu):
             "open_change": next((c for c in changes if c.state == ChangeState.SUBMITTED), None)}
 
 
+def _show_error(form, error):
+    """A refusal beside its field(s): each of several field errors, or one ServiceError."""
+    if isinstance(error, ValidationErrors):
+        for name, message in error.errors.items():
+            form[name].errors = [message]
+    else:
+        field_error(form, error)
+
+
 @bp.route("/wapus/<int:wapu_id>/contracts/new", methods=["GET", "POST"])
 @roles_required(Role.DIST_ADMIN)
 def add_contract(wapu_id):
@@ -372,11 +381,8 @@ def wapu_coretax(wapu_id):
                 services.set_coretax_details(db.session.get(Wapu, wapu_id), current_user, kind=form.kind.data,
                                              nitku=form.nitku.data,
                                              transaction_code=form.coretax_transaction_code.data)
-        except ValidationErrors as error:
-            for name, message in error.errors.items():
-                form[name].errors = [message]
         except ServiceError as error:
-            field_error(form, error)
+            _show_error(form, error)
         else:
             flash(_("The Coretax details of %(code)s were saved.", code=wapu.code), "success")
             return redirect(url_for("registration.wapu", wapu_id=wapu_id))
@@ -398,11 +404,8 @@ def request_company_change(wapu_id):
                 change = services.request_company_change(
                     db.session.get(Wapu, wapu_id), current_user, name=form.name.data, address=form.address.data,
                     npwp=form.npwp.data, note=form.note.data)
-        except ValidationErrors as error:
-            for name, message in error.errors.items():
-                form[name].errors = [message]
         except ServiceError as error:
-            field_error(form, error)
+            _show_error(form, error)
         else:
             flash(_("Your request was sent to the distributor for review."), "success")
             return redirect(url_for("registration.company_change", change_id=change.id))
