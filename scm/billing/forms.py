@@ -94,3 +94,11 @@ class DisputeForm(Form):
 class ResolveDisputeForm(Form):
     text_field = "resolution"
     resolution = TextAreaField(_l("How it was resolved"), validators=[InputRequired(REQUIRED), Length(max=1000)])
+
+class CoretaxExportForm(Form):
+    month = StringField(_l("Month"), validators=[InputRequired(REQUIRED)], render_kw={"type": "month"})
+
+
+class FakturNumberForm(Form):
+    faktur_number = StringField(_l("Faktur number (from Coretax)"), validators=[Length(max=40)],
+                                render_kw={"placeholder": "04002500000000123", "inputmode": "numeric"})

@@ -441,3 +441,63 @@ class InvoiceDispute(db.Model):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+# ----------------------------------------------------------------------------- Coretax e-Faktur
+
+
+class CoretaxBatch(db.Model):
+    """One export of a month's tax invoices as Coretax import XML: the file as it was handed out
+    (kept in the file store with its SHA-256, downloadable again byte for byte), who made it and
+    which invoices were in it. Append-only: a batch is never changed, a new export is a new batch."""
+
+    __tablename__ = "coretax_batches"
+    __table_args__ = (Index("ix_coretax_batches_period", "period"),)
+    __append_only__ = True
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period: Mapped[date] = mapped_column(Date, nullable=False)  # the billing month (its first day)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    file_id: Mapped[int] = mapped_column(ForeignKey("stored_files.id"), nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    created_by = relationship("User")
+    file = relationship("StoredFile")
+    items = relationship("CoretaxBatchInvoice", back_populates="batch", order_by="CoretaxBatchInvoice.id")
+
+    @property
+    def audit_ref(self) -> str:
+        return f"{self.period:%Y-%m} #{self.id}"
+
+
+class CoretaxBatchInvoice(db.Model):
+    """An invoice in a Coretax batch, with the kode transaksi it was exported with."""
+
+    __tablename__ = "coretax_batch_invoices"
+    __table_args__ = (UniqueConstraint("batch_id", "invoice_id", name="uq_coretax_batch_invoices_batch_invoice"),)
+    __append_only__ = True
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("coretax_batches.id"), nullable=False)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True, nullable=False)
+    transaction_code: Mapped[str] = mapped_column(String(2), nullable=False)
+
+    batch = relationship("CoretaxBatch", back_populates="items")
+    invoice = relationship("Invoice")
+
+
+class FakturNumber(TimestampMixin, db.Model):
+    """The tax invoice (faktur pajak) number Coretax assigned to an invoice, recorded by finance.
+    Kept beside the invoice (an issued invoice and its stored PDF never change)."""
+
+    __tablename__ = "faktur_numbers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), unique=True, nullable=False)
+    number: Mapped[str] = mapped_column(String(20), unique=True, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    invoice = relationship("Invoice")
+    recorded_by = relationship("User")

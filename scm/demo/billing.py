@@ -65,7 +65,7 @@ SETTINGS = dict(
     distributor_npwp=demo_npwp("07654321", "073000"),
     bank_name="Bank Mandiri", bank_account_number="1230007788990",
     bank_account_name="PT Distributor Meterai Nusantara",
-    unit_price=10_000, service_fee_per_unit=0, ppn_rate=12, ppn_dpp_other_value=True,
+    unit_price=10_000, service_fee_per_unit=500, ppn_rate=12, ppn_dpp_other_value=True,
     invoice_number_format=DEFAULT_INVOICE_FORMAT, credit_note_number_format=DEFAULT_CREDIT_NOTE_FORMAT,
     warning_days="15,25",
 )

@@ -16,7 +16,7 @@ from scm.demo.documents import demo_npwp, minimal_pdf
 from scm.demo.life import load_life_demo
 from scm.extensions import db
 from scm.registration import services as registration
-from scm.registration.models import ContactKind
+from scm.registration.models import ContactKind, taxpayer_key
 
 DEMO_PASSWORD = "Meterai-Demo-2026"
 DISTRIBUTOR_USERS = [
@@ -33,6 +33,7 @@ WAPUS = [
     ("PT Migas Samudra Indonesia", "Jl. Jend. Sudirman Kav. 52-53\nJakarta Selatan 12190",
      None, None, ("03456789", "054000"), "9120003456789", "migassamudra.example.com"),
 ]
+CORETAX_KINDS = ("government", "bumn", "kkks")  # of WAPUS, in order
 PENDING = [
     ("RSUD Kota Surabaya", "Jl. Mayjen Prof. Dr. Moestopo No. 6\nSurabaya 60286",
      ("04567891", "615000"), "8120004567891", "rsud-surabaya.example.com"),
@@ -78,12 +79,17 @@ def load_demo():
             user, _ = create_user(None, None, email=email, name=name, role=role, password=DEMO_PASSWORD)
             if role == Role.DIST_SPV:
                 reviewer = user
+            if role == Role.DIST_ADMIN:
+                distributor_admin = user
         for seed, (name, address, lat, lon, (base, branch), nib, domain) in enumerate(WAPUS, start=1):
             data = registration_input(name, address, demo_npwp(base, branch), nib, domain, lat, lon, seed)
             reg = registration.submit_registration(None, data=data, upload=_contract(name))
             for credential in registration.approve_registration(reg, reviewer):
                 user = db.session.execute(select(User).where(User.email == credential.email)).scalar_one()
                 set_password(user, DEMO_PASSWORD, must_change=False)
+            # Coretax: a government treasurer (kode 02), a BUMN and a KKKS (03), each at its head office.
+            registration.set_coretax_details(reg.wapu, distributor_admin, kind=CORETAX_KINDS[seed - 1],
+                                             nitku=taxpayer_key(reg.wapu.npwp) + "000000", transaction_code=None)
         billing = load_billing_demo()  # before today's orders, so the ledger reads in time order
         for seed, (name, address, (base, branch), nib, domain) in enumerate(PENDING, start=10):
             data = registration_input(name, address, demo_npwp(base, branch), nib, domain, phone_seed=seed)

@@ -16,7 +16,7 @@ from wtforms.validators import Length, Optional
 
 from scm.core.fields import RupiahField
 from scm.core.forms import Form
-from scm.registration.models import ContactKind, ContractKind
+from scm.registration.models import CORETAX_TRANSACTION_CODES, ContactKind, ContractKind, WapuKind
 from scm.registration.services import ContactInput, RegistrationInput
 
 DATE_ERROR = _l("Enter a date (dd/mm/yyyy).")
@@ -117,3 +117,17 @@ class CompanyChangeForm(Form):
     address = TextAreaField(_l("Address"))
     npwp = StringField(_l("NPWP"), description=_l("15 digits (99.999.999.9-999.999) or 16 digits"))
     note = TextAreaField(_l("Note for the distributor (optional)"), validators=[Length(max=2000)])
+
+
+class CoretaxDetailsForm(Form):
+    """``DIST_ADMIN`` sets what the WAPU's tax invoices need in Coretax."""
+
+    kind = SelectField(_l("Kind of VAT collector"),
+                       choices=[("", _l("— not set —"))] + [(k.value, k.label) for k in WapuKind])
+    nitku = StringField(_l("NITKU"), validators=[Length(max=40)],
+                        description=_l("22 digits: the 16-digit NPWP and 6 digits for the place of business "
+                                       "(000000 for the head office)"))
+    coretax_transaction_code = SelectField(
+        _l("Transaction code (kode transaksi)"),
+        choices=[("", _l("By its kind (02 for a government treasurer, else 03)"))]
+        + list(CORETAX_TRANSACTION_CODES.items()))

@@ -51,6 +51,25 @@ class WapuStatus(LabelledEnum):
     SUSPENDED = "suspended", _l("suspended")
 
 
+class WapuKind(LabelledEnum):
+    """What kind of VAT collector a WAPU is: it decides the Coretax *kode transaksi* by default."""
+
+    GOVERNMENT = "government", _l("Government treasurer (instansi pemerintah / bendahara)")
+    BUMN = "bumn", _l("State-owned enterprise (BUMN)")
+    KKKS = "kkks", _l("Oil and gas contractor (KKKS)")
+    OTHER = "other", _l("Other VAT collector")
+
+    @property
+    def default_transaction_code(self) -> str:
+        """02 for government treasurers, 03 for other VAT collectors (BUMN, KKKS, others)."""
+        return "02" if self is WapuKind.GOVERNMENT else "03"
+
+
+# Coretax *kode transaksi* a WAPU's tax invoices may carry (DOMAIN.md §6).
+CORETAX_TRANSACTION_CODES = {"02": _l("02 — to a government treasurer"),
+                             "03": _l("03 — to another VAT collector (BUMN, KKKS)")}
+
+
 class InactiveReason(LabelledEnum):
     """Why a WAPU may not order or reserve today (the API's ``reason``)."""
 
@@ -124,6 +143,11 @@ class Wapu(CompanyMixin, TimestampMixin, db.Model):
     npwp: Mapped[str] = mapped_column(String(16), unique=True, nullable=False)
     status: Mapped[WapuStatus] = mapped_column(enum_type(WapuStatus), default=WapuStatus.ACTIVE, nullable=False)
     status_reason: Mapped[str | None] = mapped_column(Text)  # why it was suspended
+    # Coretax e-Faktur: the kind of collector, its NITKU (NPWP-16 + 6-digit place of business) and
+    # the kode transaksi (None: the kind's default, 02 or 03).
+    kind: Mapped[WapuKind | None] = mapped_column(enum_type(WapuKind, length=12))
+    nitku: Mapped[str | None] = mapped_column(String(22))
+    coretax_transaction_code: Mapped[str | None] = mapped_column(String(2))
 
     users = relationship("User", back_populates="wapu", order_by="User.role")
     contracts = relationship("Contract", back_populates="wapu", order_by="Contract.start_date.desc()")
@@ -150,6 +174,13 @@ class Wapu(CompanyMixin, TimestampMixin, db.Model):
     def last_day_under_contract(self):
         """The last day of the contract that ends last, or None (no contract)."""
         return max((c.last_day for c in self.contracts), default=None)
+
+    @property
+    def transaction_code(self) -> str | None:
+        """The Coretax kode transaksi of its tax invoices: its own setting, else its kind's default."""
+        if self.coretax_transaction_code:
+            return self.coretax_transaction_code
+        return self.kind.default_transaction_code if self.kind is not None else None
 
     @property
     def current_contract(self):

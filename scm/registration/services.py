@@ -21,6 +21,7 @@ from scm.core.uploads import Upload, store_upload
 from scm.extensions import db
 from scm.registration.models import (
     APPLICANT,
+    CORETAX_TRANSACTION_CODES,
     REGISTRATION_WORKFLOW,
     ChangeState,
     CompanyChange,
@@ -34,6 +35,7 @@ from scm.registration.models import (
     RegistrationEvent,
     RegistrationState,
     Wapu,
+    WapuKind,
     WapuStatus,
     npwp_forms,
 )
@@ -43,6 +45,7 @@ from scm.registration.validators import (
     clean_coordinate,
     clean_mobile,
     clean_nib,
+    clean_nitku,
     clean_npwp,
     format_npwp,
 )
@@ -636,3 +639,40 @@ def send_contract_expiry_warnings(today) -> int:
                days=row["days"])
         sent += 1
     return sent
+
+
+# --- Coretax e-Faktur details: kind of collector, NITKU, kode transaksi ---------------------------
+
+register_audit_action("wapu.coretax_details", _l("Coretax details changed"),
+                      _l("kind %(kind)s, NITKU %(nitku)s, transaction code %(code)s"), kind=WapuKind)
+
+
+def set_coretax_details(wapu: Wapu, actor, *, kind: str | None, nitku: str | None,
+                        transaction_code: str | None) -> Wapu:
+    """``DIST_ADMIN`` sets what a WAPU's tax invoices need in Coretax: its kind (the default kode
+    transaksi: 02 for a government treasurer, 03 for other collectors), its NITKU (22 digits,
+    starting with its 16-digit NPWP; empty until known) and, if it differs, its own kode transaksi."""
+    _require(actor, {Role.DIST_ADMIN})
+    errors = {}
+    try:
+        kind = WapuKind(kind) if kind else None
+    except ValueError:
+        errors["kind"] = _l("Choose one of the listed options.")
+    transaction_code = transaction_code or None
+    if transaction_code is not None and transaction_code not in CORETAX_TRANSACTION_CODES:
+        errors["coretax_transaction_code"] = _l("Choose one of the listed options.")
+    try:
+        nitku = clean_nitku(nitku, wapu.npwp)
+    except ServiceError as error:
+        errors["nitku"] = error.message
+    if errors:
+        raise ValidationErrors(errors)
+    before = (wapu.kind, wapu.nitku, wapu.coretax_transaction_code)
+    wapu.kind, wapu.nitku, wapu.coretax_transaction_code = kind, nitku, transaction_code
+    if before != (wapu.kind, wapu.nitku, wapu.coretax_transaction_code):
+        record_audit(actor, "wapu.coretax_details", wapu,
+                     f"{wapu.code}: kind {kind.value if kind else '-'}, NITKU {nitku or '-'}, "
+                     f"code {wapu.transaction_code or '-'}",
+                     details={"kind": kind.value if kind else "–", "nitku": nitku or "–",
+                              "code": wapu.transaction_code or "–"})
+    return wapu

@@ -84,3 +84,18 @@ def clean_coordinate(value, field, bounds):
             raise ServiceError(_l("Latitude must be between -11 and 6 (Indonesia)."), field=field)
         raise ServiceError(_l("Longitude must be between 95 and 141 (Indonesia)."), field=field)
     return number.quantize(Decimal("0.000001"))
+
+
+def clean_nitku(value: str, npwp: str, field="nitku") -> str | None:
+    """A NITKU: 22 digits, the WAPU's 16-digit NPWP and a 6-digit place of business (``000000``
+    for the head office); separators are ignored; None when empty (not set yet)."""
+    digits = "".join(ch for ch in (value or "") if ch not in " .-")
+    if not digits:
+        return None
+    if not digits.isdigit() or len(digits) != 22:
+        raise ServiceError(_l("A NITKU is exactly 22 digits: the 16-digit NPWP and 6 digits for the place of "
+                              "business."), field=field)
+    npwp16 = "0" + npwp if len(npwp) == 15 else npwp
+    if digits[:16] != npwp16:
+        raise ServiceError(_l("A NITKU starts with the WAPU's 16-digit NPWP (%(npwp)s).", npwp=npwp16), field=field)
+    return digits

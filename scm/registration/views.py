@@ -21,6 +21,7 @@ from scm.registration import bp, services
 from scm.registration.forms import (
     CompanyChangeForm,
     ContractForm,
+    CoretaxDetailsForm,
     DecisionForm,
     RegistrationForm,
     StatusForm,
@@ -261,6 +262,15 @@ def _life_context(wapu):
             "open_change": next((c for c in changes if c.state == ChangeState.SUBMITTED), None)}
 
 
+def _show_error(form, error):
+    """A refusal beside its field(s): each of several field errors, or one ServiceError."""
+    if isinstance(error, ValidationErrors):
+        for name, message in error.errors.items():
+            form[name].errors = [message]
+    else:
+        field_error(form, error)
+
+
 @bp.route("/wapus/<int:wapu_id>/contracts/new", methods=["GET", "POST"])
 @roles_required(Role.DIST_ADMIN)
 def add_contract(wapu_id):
@@ -355,6 +365,31 @@ def wapu_status(wapu_id):
     return render_template("registration/wapu_status.html", wapu=wapu, form=form), status
 
 
+@bp.route("/wapus/<int:wapu_id>/coretax", methods=["GET", "POST"])
+@roles_required(Role.DIST_ADMIN)
+def wapu_coretax(wapu_id):
+    """The WAPU's Coretax e-Faktur details: kind of collector, NITKU and kode transaksi."""
+    wapu = db.get_or_404(Wapu, wapu_id)
+    form = CoretaxDetailsForm()
+    if request.method == "GET":
+        form.kind.data = wapu.kind.value if wapu.kind else ""
+        form.nitku.data = wapu.nitku or ""
+        form.coretax_transaction_code.data = wapu.coretax_transaction_code or ""
+    if form.validate_on_submit():
+        try:
+            with unit_of_work():
+                services.set_coretax_details(db.session.get(Wapu, wapu_id), current_user, kind=form.kind.data,
+                                             nitku=form.nitku.data,
+                                             transaction_code=form.coretax_transaction_code.data)
+        except ServiceError as error:
+            _show_error(form, error)
+        else:
+            flash(_("The Coretax details of %(code)s were saved.", code=wapu.code), "success")
+            return redirect(url_for("registration.wapu", wapu_id=wapu_id))
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("registration/wapu_coretax.html", wapu=wapu, form=form), status
+
+
 @bp.route("/wapus/<int:wapu_id>/company-change", methods=["GET", "POST"])
 @roles_required(Role.WAPU_SPV)
 def request_company_change(wapu_id):
@@ -369,11 +404,8 @@ def request_company_change(wapu_id):
                 change = services.request_company_change(
                     db.session.get(Wapu, wapu_id), current_user, name=form.name.data, address=form.address.data,
                     npwp=form.npwp.data, note=form.note.data)
-        except ValidationErrors as error:
-            for name, message in error.errors.items():
-                form[name].errors = [message]
         except ServiceError as error:
-            field_error(form, error)
+            _show_error(form, error)
         else:
             flash(_("Your request was sent to the distributor for review."), "success")
             return redirect(url_for("registration.company_change", change_id=change.id))

@@ -141,7 +141,9 @@ def _check_demo_billing(app):
                 assert all(p.paid_on <= invoice.due_date and p.paid_on.weekday() < 5 for p in invoice.payments)
         w3 = [i for i in invoices if i.wapu.code == "W0003"]
         assert all(i.minimum_policy == MinimumPolicy.TRUE_UP and 0 < i.used < 1000 for i in w3)
-        assert all(i.total_due == 1000 * i.unit_price for i in w3)  # usage + true-up = the minimum
+        assert all(sum(line.amount for line in i.lines if line.kind != LineKind.SERVICE_FEE) == 1000 * i.unit_price
+                   for i in w3)  # usage + true-up = the minimum (the service fee comes on top)
+        assert all(i.ppn_amount > 0 and LineKind.SERVICE_FEE in [line.kind for line in i.lines] for i in invoices)
         assert all(LineKind.TRUE_UP in [line.kind for line in i.lines] for i in w3)
         credited = [i for i in invoices if i.credited_amount]
         assert [(i.wapu.code, i.period, i.credited_amount) for i in credited] == [("W0002", months[2], 250_000)]

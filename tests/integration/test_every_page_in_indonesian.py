@@ -122,12 +122,13 @@ PAGES = {
     "DIST_SPV": ["/", "/review/registrations", "/purchase-orders", "/wapus", "/usage", "/quota/accounts",
                  "/wapus/{wapu[id]}/status", "/stand-ins"],
     "DIST_FIN": ["/", "/billing", "/billing/months/{month}", "/billing/invoices", "/billing/aging",
-                 "/billing/shortfall", "/usage", "/quota/accounts", "/billing/invoices/{invoice}", "/billing/dunning",
-                 "/admin/outbox/{mail}"],
+                 "/billing/shortfall", "/billing/coretax", "/usage", "/quota/accounts", "/billing/invoices/{invoice}",
+                 "/billing/dunning", "/admin/outbox/{mail}"],
     "DIST_ADMIN": ["/", "/admin/audit", "/admin/jobs", "/admin/users", "/admin/users/new", "/billing/settings",
                    "/billing/dunning", "/billing/dunning/steps/new", "/admin/outbox/{mail}",
                    "/usage/import", "/api-tokens", "/quota/accounts", "/wapus", "/wapus/{wapu[id]}",
-                   "/wapus/{wapu[id]}/contracts/new", "/contracts/{contract}/terminate", "/wapus/{wapu_id}/users",
+                   "/wapus/{wapu[id]}/contracts/new", "/wapus/{wapu[id]}/coretax", "/contracts/{contract}/terminate",
+                   "/wapus/{wapu_id}/users",
                    "/wapus/{wapu_id}/users/new", "/stand-ins"],
 }
 
