@@ -442,6 +442,7 @@ class InvoiceDispute(db.Model):
     def is_open(self) -> bool:
         return self.resolved_at is None
 
+
 # ----------------------------------------------------------------------------- Coretax e-Faktur
 
 
