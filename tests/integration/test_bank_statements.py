@@ -243,7 +243,7 @@ def test_bad_file_through_the_web_changes_nothing_and_speaks_indonesian(app, wor
     answer = _post_file(fin, (DATA / "mandiri_wrong_date.csv").read_bytes(), "m.csv", "mandiri")
     page = answer.get_data(as_text=True)
     assert answer.status_code == 422 and 'data-row="2"' in page and 'data-row="3"' in page
-    assert "Tidak ada yang diubah" in page or "tidak diubah" in page.lower()
+    assert "Tidak ada data yang diubah" in page and "Bukan tanggal dalam bentuk DD/MM/YYYY" in page
     assert _post_file(fin, b"", "empty.csv", "bca").status_code == 422
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(BankLine)) == 0
