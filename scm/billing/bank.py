@@ -40,7 +40,7 @@ from scm.billing.models import (
     BankStatement,
     Invoice,
 )
-from scm.billing.payments import record_payment, reverse_payment
+from scm.billing.payments import check_reversal_reason, record_payment, reverse_payment
 from scm.core.database import insert_or_ignore, utcnow
 from scm.core.errors import ServiceError
 from scm.core.formatting import format_rupiah, today_wib
@@ -511,11 +511,16 @@ def _line_error(line, message):
                            amount=format_rupiah(line.amount), problem=message), code="bank_line")
 
 
-def _take(line_id, status, actor) -> BankLine:
-    """Move an open credit line to ``status`` (once: a conditional UPDATE), or refuse."""
+def _line(line_id) -> BankLine:
     line = db.session.get(BankLine, line_id)
     if line is None:
         raise ServiceError(_l("No such bank line."), code="not_found")
+    return line
+
+
+def _take(line_id, status, actor) -> BankLine:
+    """Move an open credit line to ``status`` (once: a conditional UPDATE), or refuse."""
+    line = _line(line_id)
     done = db.session.execute(
         update(BankLine).where(BankLine.id == line_id, BankLine.status == BankLineStatus.OPEN)
         .values(status=status, decided_by_id=getattr(actor, "id", None), decided_at=utcnow())
@@ -572,12 +577,8 @@ def apply_decisions(decisions, actor, *, today=None) -> dict:
 def unmatch_line(line_id, actor, *, reason, today=None) -> int:
     """Un-match a matched line (its payments reversed with ``reason``), or re-open an ignored one;
     the line is open for review again. Returns how many payments were reversed."""
-    reason = (reason or "").strip()
-    if not reason or len(reason) > 500:
-        raise ServiceError(_l("Give the reason for the reversal (at most 500 characters)."), field="reason")
-    line = db.session.get(BankLine, line_id)
-    if line is None:
-        raise ServiceError(_l("No such bank line."), code="not_found")
+    reason = check_reversal_reason(reason)
+    line = _line(line_id)
     done = db.session.execute(
         update(BankLine).where(BankLine.id == line_id, BankLine.status != BankLineStatus.OPEN)
         .values(status=BankLineStatus.OPEN, decided_by_id=getattr(actor, "id", None), decided_at=utcnow())

@@ -114,14 +114,20 @@ def _unsettled_state(invoice: Invoice, today: date) -> InvoiceState:
     return InvoiceState.PARTIALLY_PAID if invoice.paid_amount else InvoiceState.ISSUED
 
 
+def check_reversal_reason(reason) -> str:
+    """The reason for a reversal, stripped; refuses an empty or too long one."""
+    reason = (reason or "").strip()
+    if not reason or len(reason) > 500:
+        raise ServiceError(_("Give the reason for the reversal (at most 500 characters)."), field="reason")
+    return reason
+
+
 def reverse_payment(payment_id: int, actor, *, reason: str, today=None) -> Payment:
     """Reverse a recorded payment (a bank line un-matched): the payment is kept and marked reversed,
     its amount leaves the invoice's paid amount, and a paid invoice is open again (issued, partially
     paid or overdue). One conditional UPDATE each, so a payment is never reversed twice."""
     today = today or today_wib()
-    reason = (reason or "").strip()
-    if not reason or len(reason) > 500:
-        raise ServiceError(_("Give the reason for the reversal (at most 500 characters)."), field="reason")
+    reason = check_reversal_reason(reason)
     payment = db.session.get(Payment, payment_id)
     if payment is None:
         raise ServiceError(_("No such payment."), code="not_found")
