@@ -113,7 +113,7 @@ PAGES = {
     "WAPU_FIN": ["/", "/billing/invoices", "/usage", "/quota"],
     "DIST_SPV": ["/", "/review/registrations", "/purchase-orders", "/wapus", "/usage", "/quota/accounts",
                  "/wapus/{wapu[id]}/status", "/stand-ins"],
-    "DIST_FIN": ["/", "/billing", "/billing/months/{month}", "/billing/invoices", "/billing/aging",
+    "DIST_FIN": ["/", "/billing", "/billing/months/{month}", "/billing/invoices", "/billing/aging", "/billing/bank",
                  "/billing/shortfall", "/usage", "/quota/accounts"],
     "DIST_ADMIN": ["/", "/admin/audit", "/admin/jobs", "/admin/users", "/admin/users/new", "/billing/settings",
                    "/usage/import", "/api-tokens", "/quota/accounts", "/wapus", "/wapus/{wapu[id]}",
