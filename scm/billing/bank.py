@@ -409,11 +409,12 @@ def store_statement(parsed: ParsedStatement, actor) -> BankStatement:
     db.session.flush()
     new = 0
     for line in parsed.lines:
-        new += db.session.execute(insert_or_ignore(BankLine.__table__, {
+        new += len(db.session.execute(insert_or_ignore(BankLine.__table__, {
             "statement_id": statement.id, "line_key": line.key, "bank": parsed.bank, "account": parsed.account,
             "booked_on": line.booked_on, "credit": line.credit, "amount": line.amount,
             "description": line.description, "reference": line.reference, "balance": line.balance,
-            "file_row": line.row, "status": BankLineStatus.OPEN.value}, ["line_key"])).rowcount
+            "file_row": line.row, "status": BankLineStatus.OPEN.value}, ["line_key"])
+            .returning(BankLine.__table__.c.id)).all())  # the rows inserted (a rowcount may say -1 on PostgreSQL)
     statement.lines_new = new
     record_audit(actor, "bank.statement_uploaded", statement,
                  f"{parsed.bank} {parsed.account}: {len(parsed.lines)} lines, {new} new",
