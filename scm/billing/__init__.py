@@ -12,7 +12,7 @@ bp = Blueprint("billing", __name__)
 
 def init_app(app):
     logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)  # one INFO line per CSS parse
-    from scm.billing import coretax_views, dunning_views, models, views  # noqa: F401  (registers models and routes)
+    from scm.billing import bank_views, coretax_views, dunning_views, models, views  # noqa: F401  (registers models and routes)
     from scm.billing.cli import billing_cli
     from scm.billing.exports import terbilang
     from scm.billing.reports import invoiced_months

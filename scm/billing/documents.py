@@ -68,10 +68,11 @@ def store_pdf(document, pdf: bytes | None = None) -> bytes:
     pdf = pdf if pdf is not None else _render(document)
     stored = store_upload(Upload(pdf, file_name(document), "application/pdf"))
     sha256 = hashlib.sha256(pdf).hexdigest()
-    inserted = db.session.execute(insert_or_ignore(
+    inserted = db.session.execute(insert_or_ignore(  # RETURNING: a row only when this call inserted it
         BillingDocument.__table__, {"kind": kind.value, "object_id": document.id, "file_id": stored.id,
-                                    "sha256": sha256, "size": len(pdf)}, keys=("kind", "object_id"))).rowcount
-    if not inserted:
+                                    "sha256": sha256, "size": len(pdf)}, keys=("kind", "object_id"))
+        .returning(BillingDocument.__table__.c.id)).first()
+    if inserted is None:
         return stored_pdfs(kind, [document.id])[document.id]
     record_audit(None, f"{kind.value}.pdf_stored", document, f"{document.number}: PDF stored, {len(pdf)} bytes, "
                  f"SHA-256 {sha256}", actor_label="system", details={"sha256": sha256, "size": len(pdf)})

@@ -150,7 +150,8 @@ def render_credit_note_pdf(credit_note) -> bytes:
     return html_to_pdf(credit_note_html(credit_note))
 
 
-STATEMENT_KINDS = {"invoice": "Faktur", "credit_note": "Nota kredit", "payment": "Pembayaran"}
+STATEMENT_KINDS = {"invoice": "Faktur", "credit_note": "Nota kredit", "payment": "Pembayaran",
+                   "reversal": "Pembayaran dibatalkan"}
 AGING_LABELS = {"not_due": "Belum jatuh tempo", "0_30": "0–30 hari", "31_60": "31–60 hari", "61_90": "61–90 hari",
                 "over_90": "> 90 hari"}
 

@@ -1,6 +1,7 @@
 """Billing forms: payments, credit notes, settings, contract terms and the invoice filter."""
 
 from flask_babel import lazy_gettext as _l
+from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
@@ -102,3 +103,15 @@ class CoretaxExportForm(Form):
 class FakturNumberForm(Form):
     faktur_number = StringField(_l("Faktur number (from Coretax)"), validators=[Length(max=40)],
                                 render_kw={"placeholder": "04002500000000123", "inputmode": "numeric"})
+
+class BankUploadForm(Form):
+    """A bank statement: its format (the bank), the account where the file does not name it, the file."""
+
+    bank_format = SelectField(_l("Format (bank)"), validators=[InputRequired(REQUIRED)])
+    account = StringField(_l("Account number (if the file does not name it)"), validators=[Length(max=40)])
+    statement = FileField(_l("Bank statement (CSV or MT940)"),
+                          validators=[FileRequired(_l("Choose a file to upload."))])
+
+
+class UnmatchForm(Form):
+    reason = StringField(_l("Reason for the reversal"), validators=[InputRequired(REQUIRED), Length(max=500)])

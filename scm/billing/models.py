@@ -310,8 +310,14 @@ class Payment(TimestampMixin, db.Model):
     # The receipt (kuitansi) number, gapless per year; none on payments recorded before 0012_receipts.
     receipt_number: Mapped[str | None] = mapped_column(String(80))
 
+    # A reversed payment (a bank line un-matched) is kept, marked, and no longer counts.
+    reversed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reversed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reversal_reason: Mapped[str | None] = mapped_column(Text)
+
     invoice = relationship("Invoice", back_populates="payments")
-    recorded_by = relationship("User")
+    recorded_by = relationship("User", foreign_keys=[recorded_by_id])
+    reversed_by = relationship("User", foreign_keys=[reversed_by_id])
 
     @property
     def number(self) -> str | None:
@@ -502,3 +508,99 @@ class FakturNumber(TimestampMixin, db.Model):
 
     invoice = relationship("Invoice")
     recorded_by = relationship("User")
+
+
+# ----------------------------------------------------------------------------- bank statements
+
+
+class BankStatement(db.Model):
+    """One uploaded bank statement (CSV of a bank's business banking, or MT940) and what it brought."""
+
+    __tablename__ = "bank_statements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bank: Mapped[str] = mapped_column(String(20), nullable=False)  # the format picked: bca, mandiri, ..., mt940
+    account: Mapped[str] = mapped_column(String(40), nullable=False)
+    file_name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    first_day: Mapped[date | None] = mapped_column(Date)
+    last_day: Mapped[date | None] = mapped_column(Date)
+    lines_read: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    lines_new: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # not already known from another upload
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    uploaded_by = relationship("User")
+
+    @property
+    def audit_ref(self) -> str:
+        return self.file_name or self.sha256[:12]
+
+
+class BankLineStatus(LabelledEnum):
+    OPEN = "open", _l("to review")
+    MATCHED = "matched", _l("matched")
+    IGNORED = "ignored", _l("ignored")
+
+
+class BankLine(db.Model):
+    """One line of a bank statement, once: ``line_key`` (bank, account, day, amount, reference or
+    description, and its position among identical lines of that day) is unique, so a statement
+    uploaded twice, or two overlapping ones, add each line only once."""
+
+    __tablename__ = "bank_lines"
+    __table_args__ = (
+        Index("ix_bank_lines_status_day", "status", "booked_on"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    statement_id: Mapped[int] = mapped_column(ForeignKey("bank_statements.id"), index=True, nullable=False)
+    line_key: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    bank: Mapped[str] = mapped_column(String(20), nullable=False)
+    account: Mapped[str] = mapped_column(String(40), nullable=False)
+    booked_on: Mapped[date] = mapped_column(Date, nullable=False)
+    credit: Mapped[bool] = mapped_column(Boolean, nullable=False)  # money in (False: a debit)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)  # whole Rupiah, positive
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    reference: Mapped[str] = mapped_column(String(100), nullable=False, default="")
+    balance: Mapped[int | None] = mapped_column(BigInteger)
+    file_row: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # its row in the file that brought it
+    status: Mapped[BankLineStatus] = mapped_column(enum_type(BankLineStatus, length=10), nullable=False)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    statement = relationship("BankStatement")
+    decided_by = relationship("User")
+    matches = relationship("BankMatch", back_populates="line", order_by="BankMatch.id")
+
+    @property
+    def audit_ref(self) -> str:
+        return f"{self.bank} {self.account} {self.booked_on.isoformat()} {self.reference or self.description[:40]}"
+
+    @property
+    def payment_reference(self) -> str:
+        """The reference its payments are recorded with (at most 100 characters)."""
+        return (self.reference or self.description or self.line_key[:16]).strip()[:100]
+
+    @property
+    def live_matches(self) -> list:
+        """Its matches whose payment stands (not reversed)."""
+        return [m for m in self.matches if m.payment.reversed_at is None]
+
+
+class BankMatch(db.Model):
+    """A payment recorded from a bank line, and the amount of the line it took."""
+
+    __tablename__ = "bank_matches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bank_line_id: Mapped[int] = mapped_column(ForeignKey("bank_lines.id"), index=True, nullable=False)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), unique=True, nullable=False)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True, nullable=False)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    line = relationship("BankLine", back_populates="matches")
+    payment = relationship("Payment")
+    invoice = relationship("Invoice")

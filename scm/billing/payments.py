@@ -22,6 +22,9 @@ from scm.extensions import db
 register_audit_action("invoice.payment_recorded", _l("Payment recorded"),
                       _l("%(amount)s paid on %(paid_on)s (%(reference)s); balance %(balance)s"),
                       amount="rupiah", paid_on="day", balance="rupiah")
+register_audit_action("invoice.payment_reversed", _l("Payment reversed"),
+                      _l("%(amount)s paid on %(paid_on)s (%(reference)s) reversed; balance %(balance)s"),
+                      amount="rupiah", paid_on="day", balance="rupiah")
 register_audit_action("invoice.credit_note_issued", _l("Credit note issued"), _l("%(number)s for %(amount)s"),
                       amount="rupiah")
 register_audit_action("invoice.overdue", _l("Invoice overdue"), _l("due on %(due)s, balance %(balance)s"),
@@ -105,6 +108,55 @@ def record_payment(invoice_id: int, actor, *, paid_on: date, amount: int, refere
                           "balance": invoice.balance, "receipt": receipt})
     notify(finance_contacts(invoice.wapu), "payment_recorded", f"/billing/invoices/{invoice.id}",
            amount=format_rupiah(amount), number=invoice.number)
+    return payment
+
+
+def _unsettled_state(invoice: Invoice, today: date) -> InvoiceState:
+    """The state of an invoice that has a balance again (after a payment was reversed)."""
+    if invoice.due_date and invoice.due_date < today:
+        return InvoiceState.OVERDUE
+    return InvoiceState.PARTIALLY_PAID if invoice.paid_amount else InvoiceState.ISSUED
+
+
+def check_reversal_reason(reason) -> str:
+    """The reason for a reversal, stripped; refuses an empty or too long one."""
+    reason = (reason or "").strip()
+    if not reason or len(reason) > 500:
+        raise ServiceError(_("Give the reason for the reversal (at most 500 characters)."), field="reason")
+    return reason
+
+
+def reverse_payment(payment_id: int, actor, *, reason: str, today=None) -> Payment:
+    """Reverse a recorded payment (a bank line un-matched): the payment is kept and marked reversed,
+    its amount leaves the invoice's paid amount, and a paid invoice is open again (issued, partially
+    paid or overdue). One conditional UPDATE each, so a payment is never reversed twice."""
+    today = today or today_wib()
+    reason = check_reversal_reason(reason)
+    payment = db.session.get(Payment, payment_id)
+    if payment is None:
+        raise ServiceError(_("No such payment."), code="not_found")
+    done = db.session.execute(
+        update(Payment).where(Payment.id == payment_id, Payment.reversed_at.is_(None))
+        .values(reversed_at=utcnow(), reversed_by_id=getattr(actor, "id", None), reversal_reason=reason)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not done:
+        raise ServiceError(_("This payment was already reversed."), code="already_reversed")
+    db.session.execute(
+        update(Invoice).where(Invoice.id == payment.invoice_id, Invoice.paid_amount >= payment.amount)
+        .values(paid_amount=Invoice.paid_amount - payment.amount, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(payment)
+    invoice = _reload(payment.invoice_id)
+    if invoice.state in (InvoiceState.PAID, InvoiceState.PARTIALLY_PAID) or invoice.is_open:
+        invoice.state = _unsettled_state(invoice, today)
+    db.session.flush()
+    record_audit(actor, "invoice.payment_reversed", invoice,
+                 f"{invoice.number}: payment {payment.amount} of {payment.paid_on.isoformat()} ({payment.reference}) "
+                 f"reversed — {reason}; balance {invoice.balance}",
+                 details={"amount": payment.amount, "paid_on": payment.paid_on.isoformat(),
+                          "reference": payment.reference, "balance": invoice.balance, "note": reason})
     return payment
 
 

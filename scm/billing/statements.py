@@ -15,15 +15,16 @@ from sqlalchemy import select
 from scm.billing.models import CreditNote, Invoice, InvoiceState, Payment
 from scm.billing.payments import BUCKETS, bucket_of
 from scm.billing.services import current_settings
+from scm.core.formatting import WIB
 from scm.extensions import db
 
-INVOICE, CREDIT_NOTE, PAYMENT = "invoice", "credit_note", "payment"
+INVOICE, CREDIT_NOTE, PAYMENT, REVERSAL = "invoice", "credit_note", "payment", "reversal"
 
 
 @dataclass
 class StatementLine:
     day: date
-    kind: str  # invoice, credit_note, payment
+    kind: str  # invoice, credit_note, payment, reversal (of a payment)
     number: str
     invoice_number: str
     debit: int  # what it adds to the balance (an invoice)
@@ -73,11 +74,15 @@ def _movements(wapu_id, end):
                             object_id=n.id)
               for n in db.session.execute(select(CreditNote).where(
                   CreditNote.wapu_id == wapu_id, CreditNote.issue_date <= end)).scalars()]
+    paid = db.session.execute(select(Payment).where(Payment.wapu_id == wapu_id, Payment.paid_on <= end)).scalars().all()
     lines += [StatementLine(p.paid_on, PAYMENT, p.receipt_number or p.reference, numbers.get(p.invoice_id, ""), 0,
-                            p.amount, object_id=p.id)
-              for p in db.session.execute(select(Payment).where(
-                  Payment.wapu_id == wapu_id, Payment.paid_on <= end)).scalars()]
-    order = {INVOICE: 0, CREDIT_NOTE: 1, PAYMENT: 2}
+                            p.amount, object_id=p.id) for p in paid]
+    # A reversed payment (its bank line un-matched) stays on the day it was paid and is owed again
+    # from the day it was reversed.
+    lines += [StatementLine(p.reversed_at.astimezone(WIB).date(), REVERSAL, p.receipt_number or p.reference,
+                            numbers.get(p.invoice_id, ""), p.amount, 0, object_id=p.id)
+              for p in paid if p.reversed_at is not None and p.reversed_at.astimezone(WIB).date() <= end]
+    order = {INVOICE: 0, CREDIT_NOTE: 1, PAYMENT: 2, REVERSAL: 3}
     lines.sort(key=lambda line: (line.day, order[line.kind], line.object_id))
     return invoices, lines
 
@@ -98,8 +103,8 @@ def statement_of_account(wapu, start: date, end: date) -> Statement:
     owed = {invoice.id: invoice.total_due for invoice in invoices}
     by_number = {invoice.number: invoice.id for invoice in invoices}
     for line in movements:
-        if line.credit and line.invoice_number in by_number:
-            owed[by_number[line.invoice_number]] -= line.credit
+        if line.kind != INVOICE and line.invoice_number in by_number:
+            owed[by_number[line.invoice_number]] += line.debit - line.credit
     statement.aging = dict.fromkeys(BUCKETS, 0)
     for invoice in invoices:
         if owed[invoice.id] > 0:

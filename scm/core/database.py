@@ -168,7 +168,8 @@ def insert_or_touch(table, values: dict, key: str, touch: dict):
 
 def insert_or_ignore(table, values: dict, keys):
     """An INSERT of ``values`` into ``table`` that does nothing when a row with the same unique
-    ``keys`` exists already (``INSERT ... ON CONFLICT DO NOTHING``); its rowcount says which."""
+    ``keys`` exists already (``INSERT ... ON CONFLICT DO NOTHING``). Add ``.returning(...)`` to learn
+    whether it inserted: the rowcount is not reliable on every driver."""
     if is_sqlite():
         from sqlalchemy.dialects.sqlite import insert
     else:

@@ -121,7 +121,7 @@ PAGES = {
     "WAPU_FIN": ["/", "/billing/invoices", "/usage", "/quota", "/billing/invoices/{invoice}"],
     "DIST_SPV": ["/", "/review/registrations", "/purchase-orders", "/wapus", "/usage", "/quota/accounts",
                  "/wapus/{wapu[id]}/status", "/stand-ins"],
-    "DIST_FIN": ["/", "/billing", "/billing/months/{month}", "/billing/invoices", "/billing/aging",
+    "DIST_FIN": ["/", "/billing", "/billing/months/{month}", "/billing/invoices", "/billing/aging", "/billing/bank",
                  "/billing/shortfall", "/billing/coretax", "/usage", "/quota/accounts", "/billing/invoices/{invoice}",
                  "/billing/dunning", "/admin/outbox/{mail}"],
     "DIST_ADMIN": ["/", "/admin/audit", "/admin/jobs", "/admin/users", "/admin/users/new", "/billing/settings",

@@ -140,3 +140,23 @@ def test_the_statement_of_account_balances_and_is_each_wapus_own(app, factory, l
     bad = fin.get(f"/billing/statement?wapu={wapu['code']}&date_from={TODAY}&date_to={TODAY - timedelta(days=3)}")
     assert bad.status_code == 422 and 'data-field-error="date_to"' in bad.get_data(as_text=True)
     assert login_as(Role.WAPU_STAFF, wapu_id=wapu["id"]).get("/billing/statement").status_code == 403
+
+
+def test_a_reversed_payment_is_owed_again_from_the_day_it_was_reversed(app, factory, login_as):
+    wapu = factory.wapu()
+    (invoice_id,) = bill(app, factory, wapu, {LAST: 1200})
+    fin = factory.user(Role.DIST_FIN)
+    with app.app_context():
+        with unit_of_work():
+            payment = payments.record_payment(invoice_id, find_active_user(fin), paid_on=TODAY, amount=700_000,
+                                              reference="TRF-X")
+            payment_id = payment.id
+        with unit_of_work():
+            payments.reverse_payment(payment_id, find_active_user(fin), reason="Salah cocok")
+        total = db.session.get(Invoice, invoice_id).total_due
+    answer = login_as(Role.WAPU_FIN, wapu_id=wapu["id"]).get("/billing/statement")
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 200
+    assert 'data-kind="reversal"' in page
+    assert 'data-kind="payment"' in page and "Pembayaran dibatalkan" in page
+    assert f'data-testid="closing">Rp{total:,}<'.replace(",", ".") in page  # all of it owed again
