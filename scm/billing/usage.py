@@ -233,15 +233,17 @@ class MonthCheck:
         return self.projected < self.minimum
 
 
-def check_month(month: date, today: date, *, wapu_id: int | None = None) -> list[MonthCheck]:
-    """Every active WAPU's use against its minimum in ``month``; while it runs, use up to the end
-    of ``today`` and the projection from it."""
+def check_month(month: date, today: date, *, wapu_id: int | None = None, wapu_ids=None) -> list[MonthCheck]:
+    """Every active WAPU's use against its minimum in ``month`` (or only those of ``wapu_ids``, a
+    page of them); while it runs, use up to the end of ``today`` and the projection from it."""
     running = month_of(today) == month
     until = datetime.combine(today + timedelta(days=1), time(), WIB).astimezone(timezone.utc) if running else None
     counts = usage_by_wapu(month, until=until, wapu_id=wapu_id)
     query = select(Wapu).where(Wapu.status == WapuStatus.ACTIVE).options(selectinload(Wapu.contracts)).order_by(Wapu.code)
     if wapu_id is not None:
         query = query.where(Wapu.id == wapu_id)
+    if wapu_ids is not None:
+        query = query.where(Wapu.id.in_(list(wapu_ids)))
     wapus = db.session.execute(query).scalars().all()
     loaded = load_terms(contract.id for wapu in wapus for contract in wapu.contracts)
     checks = []

@@ -120,6 +120,14 @@ def stamped_by_month(first: date, end: date, *, wapu_id: int | None = None) -> d
     return {(wapu, key): int(n) for wapu, key, n in db.session.execute(query).all() if n}
 
 
+def stamped_per_month(first: date, end: date) -> dict[str, int]:
+    """Stamped e-Meterai of all WAPUs per 'YYYY-MM' on the WIB days ``first`` <= day < ``end``."""
+    month = month_of_day(UsageDay.day)
+    query = (select(month, _sum()).where(UsageDay.state == StampState.STAMPED, *_within(first, end))
+             .group_by(month))
+    return {key: int(n) for key, n in db.session.execute(query).all() if n}
+
+
 def stamped_by_day(wapu_id: int, first: date, end: date) -> dict[date, int]:
     """Stamped e-Meterai of one WAPU per WIB day, ``first`` <= day < ``end``."""
     query = (select(UsageDay.day, UsageDay.count)
