@@ -10,10 +10,10 @@ bp = Blueprint("stamping", __name__)
 def init_app(app):
     from scm.core.metrics import register_gauges
     from scm.core.tasks import register_job
+    from scm.quota.services import register_book_check
     from scm.stamping import views  # noqa: F401  (registers routes)
     from scm.stamping.cli import usage_cli
     from scm.stamping.metrics import reservation_gauges
-    from scm.quota.services import register_book_check
     from scm.stamping.models import document_type_label
     from scm.stamping.summary import verify_summary
 
