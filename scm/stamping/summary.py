@@ -94,8 +94,10 @@ def counts_by_state(*, wapu_id: int | None = None, first: date | None = None, la
     """Stamps per state (of one WAPU) whose WIB day lies in [first, last] (either may be None)."""
     from datetime import timedelta
 
-    query = select(UsageDay.state, _sum()).where(
-        *_within(first, last + timedelta(days=1) if last else None)).group_by(UsageDay.state)
+    days = _within(first, last + timedelta(days=1) if last else None)
+    query = select(UsageDay.state, _sum()).where(*days).group_by(UsageDay.state)
+    if days:  # every state named: the index on (state, day) then serves the days on PostgreSQL too
+        query = query.where(UsageDay.state.in_(list(StampState)))
     if wapu_id is not None:
         query = query.where(UsageDay.wapu_id == wapu_id)
     return {state: int(n) for state, n in db.session.execute(query).all() if n}
