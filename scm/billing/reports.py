@@ -2,31 +2,65 @@
 
 from datetime import date
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from scm.billing.models import OPEN_STATES, Invoice, InvoiceState
-from scm.billing.usage import add_months, check_month, month_bounds, month_of, shortfall_report, usage_by_month
+from scm.billing.usage import (
+    add_months,
+    check_month,
+    month_bounds,
+    month_of,
+    parse_month,
+    shortfall_report,
+    usage_by_month,
+)
 from scm.core.database import wib_month
 from scm.extensions import db
 from scm.quota.models import EntryKind, QuotaEntry
-from scm.registration.models import Wapu
+from scm.registration.models import Wapu, WapuStatus
 from scm.stamping.models import Stamp, StampState
+from scm.stamping.summary import stamped_per_month
 
 
-def month_invoices(period: date) -> list[Invoice]:
-    """The month's invoices in WAPU order, lines loaded."""
-    return list(db.session.execute(
-        select(Invoice).join(Wapu, Invoice.wapu_id == Wapu.id).where(Invoice.period == period)
-        .options(selectinload(Invoice.lines), selectinload(Invoice.wapu)).order_by(Wapu.code)
-    ).scalars())
+def month_invoices(period: date, *, wapu_ids=None, lines=True) -> list[Invoice]:
+    """The month's invoices in WAPU order (only those of ``wapu_ids``), lines loaded unless ``lines`` is False."""
+    query = (select(Invoice).join(Wapu, Invoice.wapu_id == Wapu.id).where(Invoice.period == period)
+             .options(selectinload(Invoice.wapu)).order_by(Wapu.code))
+    if lines:
+        query = query.options(selectinload(Invoice.lines))
+    if wapu_ids is not None:
+        query = query.where(Invoice.wapu_id.in_(list(wapu_ids)))
+    return list(db.session.execute(query).scalars())
 
 
-def month_overview(period: date, today: date) -> list[dict]:
-    """One row per WAPU (active, or with an invoice): use against the minimum and its invoice."""
-    invoices = {invoice.wapu_id: invoice for invoice in month_invoices(period)}
+def month_wapus(period: date):
+    """SELECT (id, code) of the WAPUs the month page lists (active, or with an invoice), in code order:
+    the page pages it."""
+    invoiced = select(Invoice.wapu_id).where(Invoice.period == period)
+    return (select(Wapu.id, Wapu.code).where(or_(Wapu.status == WapuStatus.ACTIVE, Wapu.id.in_(invoiced)))
+            .order_by(Wapu.code))
+
+
+def month_totals(period: date) -> dict:
+    """The month's drafts and issued invoices: how many and their total, in one query."""
+    totals = dict(drafts=0, drafts_total=0, issued=0, issued_total=0)
+    is_draft = Invoice.state == InvoiceState.DRAFT
+    for draft, count, total in db.session.execute(
+        select(is_draft, func.count(), func.coalesce(func.sum(Invoice.total_due), 0))
+        .where(Invoice.period == period).group_by(is_draft)
+    ).all():
+        prefix = "drafts" if draft else "issued"
+        totals[prefix], totals[f"{prefix}_total"] = count, int(total)
+    return totals
+
+
+def month_overview(period: date, today: date, *, wapu_ids=None) -> list[dict]:
+    """One row per WAPU (active, or with an invoice; or only those of ``wapu_ids``): use against the
+    minimum and its invoice."""
+    invoices = {invoice.wapu_id: invoice for invoice in month_invoices(period, wapu_ids=wapu_ids, lines=False)}
     rows = {}
-    for check in check_month(period, today):
+    for check in check_month(period, today, wapu_ids=wapu_ids):
         rows[check.wapu.id] = dict(wapu_id=check.wapu.id, wapu_code=check.wapu.code, wapu_name=check.wapu.name,
                                    npwp=check.wapu.npwp, used=check.used, minimum=check.minimum,
                                    shortfall=check.shortfall, projected=check.projected)
@@ -90,9 +124,8 @@ def distributor_dashboard(today: date) -> dict:
         select(issued_month, func.sum(QuotaEntry.quantity))
         .where(QuotaEntry.kind == EntryKind.ISSUE, QuotaEntry.created_at >= first).group_by(issued_month)
     ).all())
-    consumed = {}
-    for (_, month), count in usage_by_month(months[0], months[-1]).items():
-        consumed[month] = consumed.get(month, 0) + count
+    consumed = {parse_month(key): count
+                for key, count in stamped_per_month(months[0], add_months(months[-1], 1)).items()}
     receivables = db.session.execute(
         select(
             func.count(),

@@ -1,6 +1,8 @@
 """Counting use per WIB calendar month, the minimum that applies, and the month-end projection.
 
-A stamp belongs to the WIB month of its ``stamped_at``: 2026-11-30 23:30 WIB is November.
+A stamp belongs to the WIB month of its ``stamped_at``: 2026-11-30 23:30 WIB is November. The counts
+come from the usage summary (``scm.stamping.summary``: stamps per WAPU, WIB day and state), so
+they cost the same whatever the number of stamps.
 """
 
 import calendar
@@ -13,11 +15,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from scm.billing.models import ContractTerms, FirstMonth, MinimumPolicy
-from scm.core.database import wib_month
 from scm.core.errors import ServiceError
 from scm.core.formatting import WIB
 from scm.extensions import db
 from scm.registration.models import Contract, Wapu, WapuStatus
+from scm.stamping import summary
 from scm.stamping.models import Stamp, StampState
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -60,38 +62,35 @@ def month_bounds(month: date) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _stamped():
-    return Stamp.state == StampState.STAMPED
-
-
 def usage_by_wapu(month: date, *, until: datetime | None = None, wapu_id: int | None = None) -> dict[int, int]:
-    """Stamped e-Meterai per WAPU in ``month`` (optionally only up to ``until``): one GROUP BY."""
+    """Stamped e-Meterai per WAPU in ``month`` (optionally only up to ``until``).
+
+    Whole WIB days come from the usage summary; only when ``until`` falls inside a day are that
+    day's stamps before it counted from the stamps themselves."""
     start, end = month_bounds(month)
     if until is not None:
         end = min(end, until)
-    query = (
-        select(Stamp.wapu_id, func.count())
-        .where(_stamped(), Stamp.stamped_at >= start, Stamp.stamped_at < end)
-        .group_by(Stamp.wapu_id)
-    )
-    if wapu_id is not None:
-        query = query.where(Stamp.wapu_id == wapu_id)
-    return dict(db.session.execute(query).all())
+    if end <= start:
+        return {}
+    cut = end.astimezone(WIB)
+    whole_days_end = cut.date()  # the days before this one are whole
+    counts = summary.stamped_by_wapu(month, whole_days_end, wapu_id=wapu_id)
+    if cut.time() != time():
+        tail_start = max(start, datetime.combine(whole_days_end, time(), WIB).astimezone(timezone.utc))
+        query = (select(Stamp.wapu_id, func.count())
+                 .where(Stamp.state == StampState.STAMPED, Stamp.stamped_at >= tail_start, Stamp.stamped_at < end)
+                 .group_by(Stamp.wapu_id))
+        if wapu_id is not None:
+            query = query.where(Stamp.wapu_id == wapu_id)
+        for wapu, count in db.session.execute(query).all():
+            counts[wapu] = counts.get(wapu, 0) + count
+    return counts
 
 
 def usage_by_month(first: date, last: date, *, wapu_id: int | None = None) -> dict[tuple[int, date], int]:
-    """Stamped e-Meterai per (WAPU, month) for the months ``first`` … ``last``: one GROUP BY."""
-    start, _ = month_bounds(first)
-    _, end = month_bounds(last)
-    month = wib_month(Stamp.stamped_at)
-    query = (
-        select(Stamp.wapu_id, month, func.count())
-        .where(_stamped(), Stamp.stamped_at >= start, Stamp.stamped_at < end)
-        .group_by(Stamp.wapu_id, month)
-    )
-    if wapu_id is not None:
-        query = query.where(Stamp.wapu_id == wapu_id)
-    return {(wapu, parse_month(key)): count for wapu, key, count in db.session.execute(query).all()}
+    """Stamped e-Meterai per (WAPU, month) for the months ``first`` … ``last``, from the usage summary."""
+    counts = summary.stamped_by_month(first, add_months(last, 1), wapu_id=wapu_id)
+    return {(wapu, parse_month(key)): count for (wapu, key), count in counts.items()}
 
 
 @dataclass(frozen=True)
@@ -181,16 +180,11 @@ def price_segments(wapu: Wapu, month: date, default_price: int) -> list[tuple[da
 
 
 def usage_in_segments(wapu_id: int, segments) -> list[int]:
-    """Stamped e-Meterai of ``wapu_id`` in each segment (WIB days ``first`` … ``last``)."""
-    counts = []
-    for first, last, _ in segments:
-        start = datetime.combine(first, time(), WIB).astimezone(timezone.utc)
-        end = datetime.combine(last + timedelta(days=1), time(), WIB).astimezone(timezone.utc)
-        counts.append(db.session.execute(
-            select(func.count()).select_from(Stamp)
-            .where(_stamped(), Stamp.wapu_id == wapu_id, Stamp.stamped_at >= start, Stamp.stamped_at < end)
-        ).scalar() or 0)
-    return counts
+    """Stamped e-Meterai of ``wapu_id`` in each segment (WIB days ``first`` … ``last``): one query."""
+    if not segments:
+        return []
+    per_day = summary.stamped_by_day(wapu_id, segments[0][0], segments[-1][1] + timedelta(days=1))
+    return [sum(count for day, count in per_day.items() if first <= day <= last) for first, last, _ in segments]
 
 
 def minimum_for(contract: Contract | None, terms: Terms, month: date, joined: date | None = None) -> int:
@@ -239,15 +233,17 @@ class MonthCheck:
         return self.projected < self.minimum
 
 
-def check_month(month: date, today: date, *, wapu_id: int | None = None) -> list[MonthCheck]:
-    """Every active WAPU's use against its minimum in ``month``; while it runs, use up to the end
-    of ``today`` and the projection from it."""
+def check_month(month: date, today: date, *, wapu_id: int | None = None, wapu_ids=None) -> list[MonthCheck]:
+    """Every active WAPU's use against its minimum in ``month`` (or only those of ``wapu_ids``, a
+    page of them); while it runs, use up to the end of ``today`` and the projection from it."""
     running = month_of(today) == month
     until = datetime.combine(today + timedelta(days=1), time(), WIB).astimezone(timezone.utc) if running else None
     counts = usage_by_wapu(month, until=until, wapu_id=wapu_id)
     query = select(Wapu).where(Wapu.status == WapuStatus.ACTIVE).options(selectinload(Wapu.contracts)).order_by(Wapu.code)
     if wapu_id is not None:
         query = query.where(Wapu.id == wapu_id)
+    if wapu_ids is not None:
+        query = query.where(Wapu.id.in_(list(wapu_ids)))
     wapus = db.session.execute(query).scalars().all()
     loaded = load_terms(contract.id for wapu in wapus for contract in wapu.contracts)
     checks = []

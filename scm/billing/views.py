@@ -33,6 +33,7 @@ from scm.core.views import field_error, paginate
 from scm.extensions import db
 from scm.registration.models import Contract, Wapu
 
+MONTH_PAGE = 50  # WAPUs per page of the month (a distributor has about 400)
 FINANCE_READERS = (*DISTRIBUTOR_ROLES, Role.WAPU_FIN, Role.WAPU_SPV)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -63,15 +64,13 @@ def index():
 def month(month):
     """One month: use against the minimum per WAPU, its invoices, the run and the downloads."""
     period, today = _month_or_404(month), today_wib()
-    rows = reports.month_overview(period, today)
+    page = paginate(reports.month_wapus(period), per_page=MONTH_PAGE, rows=True)
+    rows = reports.month_overview(period, today, wapu_ids=[row.id for row in page.items])
     last_run = db.session.execute(
         select(BillingRun).where(BillingRun.period == period).order_by(BillingRun.id.desc()).limit(1)).scalar()
-    invoices = [row["invoice"] for row in rows if row["invoice"]]
     return render_template(
-        "billing/month.html", period=period, rows=rows, last_run=last_run, form=ConfirmForm(),
-        can_run=period < month_of(today), drafts=sum(1 for i in invoices if i.is_draft),
-        issued=sum(1 for i in invoices if not i.is_draft), drafts_total=sum(i.total_due for i in invoices if i.is_draft),
-        issued_total=sum(i.total_due for i in invoices if not i.is_draft),
+        "billing/month.html", period=period, rows=rows, page=page, last_run=last_run, form=ConfirmForm(),
+        can_run=period < month_of(today), **reports.month_totals(period),
         previous=month_key(add_months(period, -1)), next=month_key(add_months(period, 1)),
     )
 

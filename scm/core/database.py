@@ -256,3 +256,64 @@ def wib_month(column):
     if is_sqlite():
         return func.strftime("%Y-%m", func.substr(column, 1, 19), "+7 hours")
     return func.to_char(column + literal_column("interval '7 hours'"), "YYYY-MM")
+
+
+def add_counts(table, keys: tuple[str, ...], column: str, rows: dict) -> None:
+    """Add to the counters of ``table``: ``rows`` maps a key tuple (the values of ``keys``, the
+    table's primary key) to the number to add to ``column``. One ``INSERT ... ON CONFLICT (keys) DO
+    UPDATE SET column = column + excluded.column`` for all of them (SQLite and PostgreSQL).
+
+    The rows go in key order, so that two transactions adding to the same counters lock them in
+    the same order on PostgreSQL (no deadlock); a zero is not written."""
+    values = [{**dict(zip(keys, key, strict=True)), column: n} for key, n in sorted(rows.items()) if n]
+    if not values:
+        return
+    if is_sqlite():
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    stmt = insert(table).values(values)
+    stmt = stmt.on_conflict_do_update(index_elements=list(keys),
+                                      set_={column: table.c[column] + stmt.excluded[column]})
+    db.session.connection().execute(stmt)
+
+
+def wib_day(column, dialect_name=None):
+    """SQL for the WIB calendar day (a DATE; 'YYYY-MM-DD' text on SQLite) of a UTC timestamp column,
+    the same day as ``to_wib(moment).date()`` in Python (a fixed +7 hours: see ``wib_month``)."""
+    from sqlalchemy import Date, cast, func, literal_column
+
+    if (dialect_name or db.engine.dialect.name) == "sqlite":
+        return func.date(func.substr(column, 1, 19), "+7 hours")
+    return cast(column + literal_column("interval '7 hours'"), Date)
+
+
+def month_of_day(column):
+    """SQL for the calendar month ('YYYY-MM') of a DATE column."""
+    from sqlalchemy import func
+
+    if is_sqlite():
+        return func.substr(column, 1, 7)
+    return func.to_char(column, "YYYY-MM")
+
+
+def prefix_range(column, prefix: str) -> list:
+    """WHERE clauses keeping the strings of ``column`` that start with ``prefix``, as one range
+    ``column >= prefix AND column < next`` that a plain index on ``column`` serves (``LIKE`` cannot).
+
+    Exact when the column compares code point by code point: SQLite's default (BINARY) collation,
+    and collation "C" on PostgreSQL. ``next`` is the prefix with its last character raised by one
+    (a last character that cannot be raised is dropped first); none is needed when nothing is left."""
+    if not prefix:
+        return []
+    clauses = [column >= prefix]
+    head = prefix
+    while head:
+        code = ord(head[-1]) + 1
+        if 0xD800 <= code <= 0xDFFF:  # surrogates are no characters: the next one is U+E000
+            code = 0xE000
+        if code <= 0x10FFFF:
+            clauses.append(column < head[:-1] + chr(code))
+            break
+        head = head[:-1]
+    return clauses

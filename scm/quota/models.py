@@ -57,6 +57,7 @@ class QuotaEntry(TimestampMixin, db.Model):
         UniqueConstraint("kind", "idempotency_key", name="uq_quota_entries_kind_key"),
         CheckConstraint("quantity <> 0", name="quantity_not_zero"),
         Index("ix_quota_entries_wapu_created", "wapu_id", "id"),
+        Index("ix_quota_entries_kind_created", "kind", "created_at"),  # quota issued per month (dashboards)
     )
 
     id: Mapped[int] = mapped_column(BigKey, primary_key=True)

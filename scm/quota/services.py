@@ -219,6 +219,30 @@ class Mismatch:
     column: str
     account: int
     ledger: int
+    names: tuple[str, str] = ("account", "ledger")  # what ``account`` and ``ledger`` are, for the report
+
+    def __str__(self):
+        return f"wapu={self.wapu_id} {self.column}: {self.names[0]}={self.account} {self.names[1]}={self.ledger}"
+
+
+# Other books that must equal what they summarise, checked with the ledger by ``verify_books``: the
+# features above quota add theirs (stamping: the usage summary against the stamps). Each returns
+# a list of ``Mismatch``.
+BOOK_CHECKS: list = []
+
+
+def register_book_check(check) -> None:
+    """Have ``flask quota verify`` (and the nightly job) run ``check() -> list[Mismatch]`` too."""
+    if check not in BOOK_CHECKS:
+        BOOK_CHECKS.append(check)
+
+
+def verify_books() -> list:
+    """``verify_ledger`` and every registered check: the differences (empty: everything balances)."""
+    mismatches = verify_ledger()
+    for check in BOOK_CHECKS:
+        mismatches += check()
+    return mismatches
 
 
 def _sum(kind):

@@ -2,7 +2,7 @@
 
 import logging
 
-from scm.quota.services import verify_ledger
+from scm.quota.services import verify_books
 
 log = logging.getLogger(__name__)
 
@@ -14,10 +14,11 @@ class BooksDoNotBalance(RuntimeError):
 
 
 def verify_quota_job():
-    """Re-derive every account from the ledger; a mismatch fails the run (and the metrics gauge)."""
-    mismatches = verify_ledger()
+    """Re-derive every account from the ledger and the usage summary from the stamps; a mismatch
+    fails the run (and the metrics gauge)."""
+    mismatches = verify_books()
     for m in mismatches:
-        log.error("quota mismatch wapu=%s %s: account=%s ledger=%s", m.wapu_id, m.column, m.account, m.ledger)
+        log.error("quota mismatch %s", m)
     if mismatches:
         raise BooksDoNotBalance(f"{len(mismatches)} mismatch(es): the books do NOT balance")
     return {"mismatches": 0}

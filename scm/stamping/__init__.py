@@ -10,16 +10,19 @@ bp = Blueprint("stamping", __name__)
 def init_app(app):
     from scm.core.metrics import register_gauges
     from scm.core.tasks import register_job
+    from scm.quota.services import register_book_check
     from scm.stamping import views  # noqa: F401  (registers routes)
     from scm.stamping.cli import usage_cli
     from scm.stamping.metrics import reservation_gauges
     from scm.stamping.models import document_type_label
+    from scm.stamping.summary import verify_summary
 
     app.register_blueprint(bp)
     app.cli.add_command(usage_cli)
     app.jinja_env.filters["document_type"] = document_type_label
     register_job("expire-reservations", "scm.stamping.tasks:expire_reservations_job", IntervalTrigger(minutes=1))
     register_gauges("stamping", reservation_gauges)
+    register_book_check(verify_summary)
     _register_tasks()
 
 

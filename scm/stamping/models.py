@@ -1,9 +1,9 @@
 """Stamps: one row per e-Meterai serial and its life (reserved, stamped, failed, refunded)."""
 
-from datetime import datetime
+from datetime import date, datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from scm.core.database import BigKey, UTCDateTime, enum_type, utcnow
@@ -42,6 +42,9 @@ def document_type_label(code) -> str:
     return str(label) if label is not None else (code or "")
 
 
+SerialString = String(64).with_variant(String(64, collation="C"), "postgresql")
+
+
 class Stamp(db.Model):
     """One e-Meterai serial and its life: reserved -> stamped, or released (refunded); or a
     failure reported after the fact. The serial is unique across all WAPUs."""
@@ -56,7 +59,9 @@ class Stamp(db.Model):
     )
 
     id: Mapped[int] = mapped_column(BigKey, primary_key=True)
-    serial: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    # Compared byte by byte on PostgreSQL too (collation "C", as SQLite does): a serial prefix is then
+    # one range of its unique index (``serial_prefix``), whatever the database's locale.
+    serial: Mapped[str] = mapped_column(SerialString, unique=True, nullable=False)
     wapu_id: Mapped[int] = mapped_column(ForeignKey("wapus.id"), nullable=False)
     state: Mapped[StampState] = mapped_column(enum_type(StampState, length=10), nullable=False)
     document_type: Mapped[str] = mapped_column(String(40), nullable=False)
@@ -76,3 +81,21 @@ class Stamp(db.Model):
 
     wapu = relationship("Wapu")
     token = relationship("ApiToken")
+
+
+class UsageDay(db.Model):
+    """How many stamps of a WAPU are in each state, per WIB calendar day of their ``occurred_at``
+    (for a stamped stamp that is its ``stamped_at``): the usage summary. The dashboards, the
+    billing month, the minimum check, the billing run and the history's counts read it instead of
+    counting stamps. Every stamp movement adds to it in its own transaction (``scm.stamping.summary``),
+    so it is always exact; ``flask quota verify`` proves it equals the stamps."""
+
+    __tablename__ = "usage_daily"
+    __table_args__ = (
+        Index("ix_usage_daily_state_day", "state", "day", "wapu_id", "count"),  # all WAPUs over a period
+    )
+
+    wapu_id: Mapped[int] = mapped_column(ForeignKey("wapus.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    state: Mapped[StampState] = mapped_column(enum_type(StampState, length=10), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

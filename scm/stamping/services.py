@@ -24,6 +24,7 @@ from scm.quota.models import EntryKind, QuotaAccount
 from scm.quota.services import InsufficientQuota, consume_quota_bulk, move_quota
 from scm.registration.models import Contract, Wapu, WapuStatus
 from scm.stamping.models import Stamp, StampState
+from scm.stamping.summary import record_moved, record_new, record_rows
 from scm.stamping.window import WINDOW_CODES, stamp_window
 
 RESERVE = {"available": -1, "reserved": 1}
@@ -130,6 +131,7 @@ def reserve_stamp(wapu_id, token_id, *, data: StampInput, now=None):
     except InsufficientQuota:
         raise StampError("insufficient_quota", _l("No quota available."),
                          available=_available(wapu_id)) from None
+    record_new(wapu_id, StampState.RESERVED, now)
     return stamp, True
 
 
@@ -141,6 +143,7 @@ def commit_stamp(wapu_id, serial, *, now=None):
     if stamp is not None:
         move_quota(wapu_id, None, kind=EntryKind.COMMIT, quantity=1, key=serial, reference=serial, changes=COMMIT,
                    now=now)
+        record_moved(wapu_id, (stamp.reserved_at, StampState.RESERVED), (now, StampState.STAMPED))
         return stamp, "committed"
     stamp = _stamp_by_serial(serial)
     if stamp is None or stamp.wapu_id != wapu_id:
@@ -162,6 +165,7 @@ def _release(wapu_id, serial, reason, now, only_expired=False):
     if stamp is not None:
         move_quota(wapu_id, None, kind=EntryKind.RELEASE, quantity=1, key=serial, reference=f"{serial}: {reason}",
                    changes=RELEASE, now=now)
+        record_moved(wapu_id, (stamp.occurred_at, StampState.RESERVED), (stamp.occurred_at, StampState.RELEASED))
     return stamp
 
 
@@ -285,9 +289,9 @@ def ingest_events(wapu_id, token_id, *, events, source="batch", now=None, allow_
             for index, event, _ in granted:
                 results[index] = {"serial": event.serial, "result": "applied"}
     if fresh_failed:
-        db.session.execute(insert(Stamp), [
-            _stamp_row(wapu_id, token_id, event, fp, source, StampState.FAILED, now) for _, event, fp in fresh_failed
-        ])
+        rows = [_stamp_row(wapu_id, token_id, event, fp, source, StampState.FAILED, now) for _, event, fp in fresh_failed]
+        db.session.execute(insert(Stamp), rows)
+        record_rows(rows)
         for index, event, _ in fresh_failed:
             results[index] = {"serial": event.serial, "result": "applied"}
     for index, first_index in repeats:  # a repeat shares the fate of its first: refused, or applied once
@@ -319,6 +323,6 @@ def _stamp_row(wapu_id, token_id, event, fp, source, state, now):
 def _consume_bulk(wapu_id, token_id, granted, source, now):
     """Consume ``len(granted)`` e-Meterai at once: one guarded UPDATE and their ledger entries, rows inserted in bulk."""
     consume_quota_bulk(wapu_id, [event.serial for _, event, _ in granted], now=now)
-    db.session.execute(insert(Stamp), [
-        _stamp_row(wapu_id, token_id, event, fp, source, StampState.STAMPED, now) for _, event, fp in granted
-    ])
+    rows = [_stamp_row(wapu_id, token_id, event, fp, source, StampState.STAMPED, now) for _, event, fp in granted]
+    db.session.execute(insert(Stamp), rows)
+    record_rows(rows)

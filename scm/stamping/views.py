@@ -4,6 +4,7 @@ and each stamp's life; the distributor admin's usage-report import."""
 import os
 import tempfile
 from collections import Counter
+from dataclasses import dataclass
 from datetime import date, datetime
 from types import SimpleNamespace
 
@@ -12,14 +13,14 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select, true, tuple_
 from sqlalchemy.orm import joinedload
 
 from scm.auth.decorators import roles_required
 from scm.auth.models import Role
 from scm.auth.scoping import get_scoped_or_404, scope_query
 from scm.core.background import start_task
-from scm.core.database import unit_of_work, utcnow
+from scm.core.database import prefix_range, unit_of_work, utcnow
 from scm.core.errors import ServiceError
 from scm.core.formatting import WIB
 from scm.core.models import BackgroundTask, TaskState
@@ -28,7 +29,7 @@ from scm.core.views import within_wib_days
 from scm.extensions import db
 from scm.quota.models import QuotaEntry
 from scm.registration.models import Wapu
-from scm.stamping import bp
+from scm.stamping import bp, summary
 from scm.stamping.exports import write_stamps_xlsx
 from scm.stamping.forms import UsageApplyForm, UsageFilterForm, UsageImportForm
 from scm.stamping.models import Stamp, StampState, document_type_label
@@ -54,29 +55,59 @@ EXPORT_HEADERS = (_l("Serial"), "WAPU", _l("State"), _l("Document type"), _l("Do
 NEWEST_FIRST = (Stamp.occurred_at.desc(), Stamp.id.desc())
 
 
-def _filters():
-    """The filter form and the WHERE clauses it asks for (the state apart, for the counts)."""
+@dataclass
+class HistoryFilter:
+    """What the history's filter form asks for: the WHERE clauses on stamps (the state apart, for
+    the counts), and whether the counts can come from the usage summary (WAPU and days only)."""
+
+    form: UsageFilterForm
+    clauses: list
+    state: str | None
+    wapu_id: int | None = None  # the WAPU filtered on (the user's own for a WAPU user)
+    first: date | None = None
+    last: date | None = None
+    by_day_only: bool = True  # no document type, no serial: the summary answers the counts
+
+
+def _filters() -> HistoryFilter:
+    """The filter form and what it asks for."""
     form = UsageFilterForm(request.args)
     form.state.choices = [("", _l("All states"))] + [(s.value, s.label) for s in StampState]
     form.document_type.choices = [("", _l("All types"))] + [(t, document_type_label(t))
                                                              for t in current_app.config["DOCUMENT_TYPES"]]
     form.validate()  # an invalid field shows its error and filters nothing; the others still apply
     ok = {name: not field.errors and field.data for name, field in form._fields.items()}
-    clauses = []
-    clauses += within_wib_days(Stamp.occurred_at, form.date_from.data if ok["date_from"] else None,
-                               form.date_to.data if ok["date_to"] else None)
+    first = form.date_from.data if ok["date_from"] else None
+    last = form.date_to.data if ok["date_to"] else None
+    found = HistoryFilter(form, within_wib_days(Stamp.occurred_at, first, last), form.state.data if ok["state"] else None,
+                          first=first, last=last)
     if ok["document_type"]:
-        clauses.append(Stamp.document_type == form.document_type.data)
+        found.clauses.append(Stamp.document_type == form.document_type.data)
+        found.by_day_only = False
     if ok["serial"]:
-        clauses.append(Stamp.serial.startswith(form.serial.data.strip(), autoescape=True))
-    if ok["wapu"] and current_user.is_distributor:
-        clauses.append(Stamp.wapu.has(Wapu.code == form.wapu.data.strip().upper()))
-    state = form.state.data if ok["state"] else None
-    return form, clauses, state
+        found.clauses += prefix_range(Stamp.serial, form.serial.data.strip()) or [true()]
+        found.by_day_only = False
+    if not current_user.is_distributor:
+        found.wapu_id = current_user.wapu_id
+    elif ok["wapu"]:  # the code resolved once: then the WAPU's own index serves the rows
+        found.wapu_id = db.session.execute(
+            select(Wapu.id).where(Wapu.code == form.wapu.data.strip().upper())).scalar() or 0
+        found.clauses.append(Stamp.wapu_id == found.wapu_id)
+    return found
 
 
 def _scoped(stmt):
     return scope_query(stmt, Stamp, current_user)
+
+
+def _counts(found: HistoryFilter) -> dict:
+    """Stamps per state under the filters: from the usage summary when only the WAPU and the days
+    are filtered (the first page of the whole history counts nothing), else from the stamps."""
+    if found.by_day_only:
+        return summary.counts_by_state(wapu_id=found.wapu_id, first=found.first, last=found.last)
+    return dict(db.session.execute(
+        _scoped(select(Stamp.state, func.count()).where(*found.clauses).group_by(Stamp.state))
+    ).all())
 
 
 @bp.route("/usage")
@@ -84,13 +115,11 @@ def _scoped(stmt):
 def usage():
     """The history, newest first by the time shown (``occurred_at``): counts per state and one keyset
     page (``?before=<id>``: the rows after that stamp in this order)."""
-    form, clauses, state = _filters()
-    counts = dict(db.session.execute(
-        _scoped(select(Stamp.state, func.count()).where(*clauses).group_by(Stamp.state))
-    ).all())
-    stmt = _scoped(select(Stamp).where(*clauses)).options(joinedload(Stamp.wapu))
-    if state:
-        stmt = stmt.where(Stamp.state == state)
+    found = _filters()
+    counts = _counts(found)
+    stmt = _scoped(select(Stamp).where(*found.clauses)).options(joinedload(Stamp.wapu))
+    if found.state:
+        stmt = stmt.where(Stamp.state == found.state)
     before = request.args.get("before", type=int)
     if before:
         after_time = select(Stamp.occurred_at).where(Stamp.id == before).scalar_subquery()
@@ -98,7 +127,7 @@ def usage():
     rows = db.session.execute(stmt.order_by(*NEWEST_FIRST).limit(PAGE + 1)).scalars().all()
     next_before = rows[PAGE - 1].id if len(rows) > PAGE else None
     args = {k: v for k, v in request.args.items() if k != "before"}
-    return render_template("stamping/usage.html", form=form, stamps=rows[:PAGE], counts=counts,
+    return render_template("stamping/usage.html", form=found.form, stamps=rows[:PAGE], counts=counts,
                            states=list(StampState), next_before=next_before, args=args, paged=bool(before))
 
 
@@ -106,12 +135,13 @@ def usage():
 @login_required
 def usage_export():
     """The filtered history as an XLSX workbook, streamed from the database to a temp file."""
-    _form, clauses, state = _filters()
+    found = _filters()
     stmt = _scoped(select(Stamp.serial, Wapu.code, Stamp.state, Stamp.document_type, Stamp.document_number,
                           Stamp.document_date, Stamp.reserved_at, Stamp.stamped_at, Stamp.released_at,
-                          Stamp.release_reason, Stamp.source).join(Wapu, Wapu.id == Stamp.wapu_id).where(*clauses))
-    if state:
-        stmt = stmt.where(Stamp.state == state)
+                          Stamp.release_reason, Stamp.source).join(Wapu, Wapu.id == Stamp.wapu_id)
+                   .where(*found.clauses))
+    if found.state:
+        stmt = stmt.where(Stamp.state == found.state)
     stmt = stmt.order_by(*NEWEST_FIRST).execution_options(yield_per=2000)
 
     sources = {"api": _("API"), "batch": _("batch report"), "file": _("usage file")}

@@ -18,6 +18,7 @@ from scm.extensions import db
 from scm.registration.models import Contract, Wapu, WapuStatus
 from scm.stamping.models import Stamp
 from scm.stamping.services import expire_reservations
+from scm.stamping.summary import rebuild_usage
 from tests.integration.api_helpers import (
     STAMPED_AT,
     Api,
@@ -463,6 +464,7 @@ def test_the_cursor_carries_stamp_ids_past_2_31(app, wapu, api):
             db.session.execute(insert(Stamp).values(
                 id=stamp_id, serial=serial, wapu_id=first.wapu_id, state=first.state, document_type="cek",
                 fingerprint="f" * 64, source="batch", stamped_at=first.stamped_at, occurred_at=first.occurred_at))
+        rebuild_usage(first.wapu_id)  # and their usage summary, which `flask quota verify` checks
     page = check_ok(api.get("/stamps", limit=1))
     assert [item["serial"] for item in page["items"]] == ["BIG-3"]
     assert base64.urlsafe_b64decode(page["next_cursor"] + "==").decode() == f"s{2**40 + 7}"

@@ -5,7 +5,8 @@ A ``RuleBasedStateMachine`` applies random operations (with duplicate and confli
 two WAPUs and keeps a simple model: the balances of each account and the life of each serial.
 After every step it reads the database and checks that the books balance, that nothing is
 negative, that each serial moved quota at most once, that ``verify_ledger()`` (the check behind
-``flask quota verify``) finds nothing, that every entry's ``available_after`` is the running
+``flask quota verify``) finds nothing, that the usage summary equals the stamps (``verify_summary()``,
+checked by the same command), that every entry's ``available_after`` is the running
 balance, and that the database equals the model (so a refusal changed nothing).
 
 The database is not reset between Hypothesis examples. Each example therefore first brings the
@@ -51,6 +52,7 @@ from scm.stamping.services import (
     release_stamp,
     reserve_stamp,
 )
+from scm.stamping.summary import verify_summary
 from scm.stamping.usage_import import UsageFileError, read_usage_file
 
 SERIALS = 12  # a small pool, so that retries and conflicts happen often
@@ -480,6 +482,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 select(Stamp.serial, Stamp.wapu_id, Stamp.state, Stamp.source).where(Stamp.serial.in_(names))
             ).all()
             stamp_count = db.session.execute(select(func.count()).select_from(Stamp)).scalar()
+            summary_differences = verify_summary()
 
         # The books balance, nothing is negative, and the balances are the model's.
         for wapu_id in self.wapu_ids:
@@ -516,6 +519,8 @@ class LedgerMachine(RuleBasedStateMachine):
             (serial, m.wapu_id, m.state, m.source) for serial, m in self.serials.items()
         )
         assert stamp_count == self.stamps_before + self.new_stamps
+        # The usage summary (per WAPU, WIB day and state) equals a GROUP BY of the stamps.
+        assert summary_differences == [], summary_differences
 
 
 @pytest.mark.timeout(900)  # a failure is shrunk for up to 5 minutes (Hypothesis's limit)
@@ -535,6 +540,7 @@ def test_ledger_stays_balanced_under_random_operations(app, factory):
     )
     with app.app_context():
         assert verify_ledger() == []
+        assert verify_summary() == []
         check_whole_history(wapu_ids)
 
 
