@@ -12,7 +12,7 @@
 (b) ``POST /api/v1/stamps/batch`` with 1,000-event batches to a real server on 127.0.0.1
     (gunicorn in its own process when installed in the venv, else werkzeug in a thread); against
     raw ``executemany`` of the same rows (stamps + ledger entries + one account update per batch).
-(c) (a) and (b) again on a throwaway PostgreSQL cluster (tests.conftest.PostgresCluster), raw side
+(c) (a) and (b) again on a throwaway PostgreSQL cluster (tests.fixtures.database.PostgresCluster), raw side
     with psycopg. Runs with ``--postgres`` or automatically when initdb/pg_ctl are installed.
 
 Each ratio is app / raw, the contenders measured interleaved in the same run; when a target is
@@ -94,7 +94,7 @@ def prepare(url, upload_folder, quota):
     from scm.core.database import unit_of_work
     from scm.extensions import db
     from scm.quota.services import issue_quota
-    from tests.conftest import Factory
+    from tests.fixtures.factories import Factory
 
     app = make_app(url, upload_folder)
     wapu_id = Factory(app).wapu(1)["id"]
@@ -155,7 +155,7 @@ class Server:
         return "gunicorn, 1 sync worker" if self.proc else "werkzeug make_server(threaded=True)"
 
     def start(self):
-        from tests.conftest import free_port
+        from tests.fixtures import free_port
 
         self.port = free_port()
         if self.use_gunicorn:
@@ -556,11 +556,11 @@ def run_sqlite(args, work):
 def run_postgres(args, work):
     import psycopg
 
-    from tests.conftest import PostgresCluster
+    from tests.fixtures.database import PostgresCluster
 
     cluster = PostgresCluster()
     try:
-        url = cluster.start()  # .../scm_test
+        url = cluster.start("scm_bench_stamps")
         with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]
         print(f"\n== PostgreSQL {version} (throwaway cluster: fsync=off, synchronous_commit=off; "
@@ -595,7 +595,7 @@ def main(argv=None):
     if args.n < 1 or args.batches < 1:
         parser.error("--n and --batches must be at least 1")
 
-    from tests.conftest import _pg_bin
+    from tests.fixtures.database import _pg_bin
 
     have_pg = bool(_pg_bin("initdb") and _pg_bin("pg_ctl"))
     if args.postgres and not have_pg:

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from flask import current_app
-from sqlalchemy import BigInteger, DateTime, Enum, Integer, event, select, update
+from sqlalchemy import BigInteger, DateTime, Enum, Integer, bindparam, event, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 
@@ -258,6 +258,28 @@ def wib_month(column):
     return func.to_char(column + literal_column("interval '7 hours'"), "YYYY-MM")
 
 
+_COUNTER_STATEMENTS = {}
+
+
+def _counter_statement(table, keys: tuple[str, ...], column: str, rows: int):
+    """The upsert of ``rows`` counters, with bind parameters ``k{i}_{key}`` and ``n{i}``, built once per
+    shape. Written as text (the same SQL on SQLite and PostgreSQL): SQLAlchemy compiles its own
+    ``on_conflict_do_update`` construct again on every execution, which cost more than running it."""
+    shape = (table.name, keys, column, rows)
+    stmt = _COUNTER_STATEMENTS.get(shape)
+    if stmt is None:
+        names = [*keys, column]
+        values = ", ".join("(" + ", ".join([*(f":k{i}_{key}" for key in keys), f":n{i}"]) + ")" for i in range(rows))
+        stmt = text(
+            f"INSERT INTO {table.name} ({', '.join(names)}) VALUES {values} "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {column} = {table.name}.{column} + excluded.{column}"
+        ).bindparams(*(bindparam(f"k{i}_{key}", type_=table.c[key].type) for i in range(rows) for key in keys),
+                     *(bindparam(f"n{i}", type_=table.c[column].type) for i in range(rows)))
+        if rows <= 4:  # the shapes of single movements; a batch's shape is built each time
+            _COUNTER_STATEMENTS[shape] = stmt
+    return stmt
+
+
 def add_counts(table, keys: tuple[str, ...], column: str, rows: dict) -> None:
     """Add to the counters of ``table``: ``rows`` maps a key tuple (the values of ``keys``, the
     table's primary key) to the number to add to ``column``. One ``INSERT ... ON CONFLICT (keys) DO
@@ -265,17 +287,14 @@ def add_counts(table, keys: tuple[str, ...], column: str, rows: dict) -> None:
 
     The rows go in key order, so that two transactions adding to the same counters lock them in
     the same order on PostgreSQL (no deadlock); a zero is not written."""
-    values = [{**dict(zip(keys, key, strict=True)), column: n} for key, n in sorted(rows.items()) if n]
-    if not values:
+    items = [(key, n) for key, n in sorted(rows.items()) if n]
+    if not items:
         return
-    if is_sqlite():
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    stmt = insert(table).values(values)
-    stmt = stmt.on_conflict_do_update(index_elements=list(keys),
-                                      set_={column: table.c[column] + stmt.excluded[column]})
-    db.session.connection().execute(stmt)
+    params = {}
+    for i, (key, n) in enumerate(items):
+        params.update({f"k{i}_{name}": value for name, value in zip(keys, key, strict=True)})
+        params[f"n{i}"] = n
+    db.session.connection().execute(_counter_statement(table, keys, column, len(items)), params)
 
 
 def wib_day(column, dialect_name=None):
