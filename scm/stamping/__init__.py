@@ -43,3 +43,6 @@ def _register_tasks():
                   back=_l("Import usage"), back_url=back, next_url=result)
     register_task("stamping.usage_apply", "scm.stamping.tasks:usage_apply_task", _l("Applying the usage file %(name)s"),
                   back=_l("Import usage"), back_url=back, next_url=result)
+    register_task("stamping.history_export", "scm.stamping.tasks:history_export_task", _l("Stamping history export"),
+                  done=_l("%(rows)s rows."), back=_l("Stamping history"),
+                  back_url=lambda params: url_for("stamping.usage", **params.get("args", {})))

@@ -1,10 +1,11 @@
 """Scheduled stamping jobs, and the usage-file check and apply the queue runs."""
 
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
 
 from scm.core.database import run_once_more_on_conflict, unit_of_work
 from scm.core.errors import ServiceError
-from scm.core.uploads import release_held_upload, take_held_upload
+from scm.core.uploads import Upload, release_held_upload, take_held_upload
 from scm.extensions import db
 from scm.stamping.services import expire_reservations
 from scm.stamping.usage_import import HELD_KIND, UsageFileError, apply_usage_file, read_usage_file
@@ -17,7 +18,7 @@ def expire_reservations_job():
 
 # --------------------------------------------------------------------------- usage files in the queue
 
-CHECKING, APPLYING = _l("Checking every row"), _l("Applying the stamps")
+CHECKING, APPLYING, WRITING = _l("Checking every row"), _l("Applying the stamps"), _l("Writing the rows")
 
 
 def _errors(error: UsageFileError) -> dict:
@@ -76,3 +77,18 @@ def usage_apply_task(task):
 
     run_once_more_on_conflict(apply)
     release_held_upload(task.params["token"], HELD_KIND)
+
+
+def history_export_task(task):
+    """The stamping history, filtered as its reader filtered it and scoped to what they may see, as XLSX."""
+    from werkzeug.datastructures import MultiDict
+
+    from scm.stamping.views import EXPORT_NAME, XLSX, export_query, history_filter, history_workbook
+
+    user = task.actor
+    stmt = export_query(history_filter(MultiDict(task.params["args"]), user), user)
+    total = db.session.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar()
+    data = history_workbook(stmt, progress=lambda done: task.progress(done, total, WRITING)).getvalue()
+    db.session.rollback()
+    with unit_of_work():
+        task.finish({"rows": total}, file=Upload(data, EXPORT_NAME, XLSX))

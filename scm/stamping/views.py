@@ -1,6 +1,7 @@
 """Stamping pages: the history (Riwayat pembubuhan) with filters, counts, keyset pages, XLSX export
 and each stamp's life; the distributor admin's usage-report import."""
 
+import io
 import os
 import tempfile
 from collections import Counter
@@ -25,7 +26,7 @@ from scm.core.errors import ServiceError
 from scm.core.formatting import WIB
 from scm.core.models import BackgroundTask, TaskState
 from scm.core.uploads import Upload, hold_upload, take_held_upload
-from scm.core.views import within_wib_days
+from scm.core.views import counted, export_in_background, within_wib_days
 from scm.extensions import db
 from scm.quota.models import QuotaEntry
 from scm.registration.models import Wapu
@@ -69,9 +70,9 @@ class HistoryFilter:
     by_day_only: bool = True  # no document type, no serial: the summary answers the counts
 
 
-def _filters() -> HistoryFilter:
-    """The filter form and what it asks for."""
-    form = UsageFilterForm(request.args)
+def history_filter(args, user) -> HistoryFilter:
+    """The filter form filled from ``args`` (the query string) and what it asks of ``user``'s history."""
+    form = UsageFilterForm(args)
     form.state.choices = [("", _l("All states"))] + [(s.value, s.label) for s in StampState]
     form.document_type.choices = [("", _l("All types"))] + [(t, document_type_label(t))
                                                              for t in current_app.config["DOCUMENT_TYPES"]]
@@ -87,8 +88,8 @@ def _filters() -> HistoryFilter:
     if ok["serial"]:
         found.clauses += prefix_range(Stamp.serial, form.serial.data.strip()) or [true()]
         found.by_day_only = False
-    if not current_user.is_distributor:
-        found.wapu_id = current_user.wapu_id
+    if not user.is_distributor:
+        found.wapu_id = user.wapu_id
     elif ok["wapu"]:  # the code resolved once: then the WAPU's own index serves the rows
         found.wapu_id = db.session.execute(
             select(Wapu.id).where(Wapu.code == form.wapu.data.strip().upper())).scalar() or 0
@@ -96,8 +97,12 @@ def _filters() -> HistoryFilter:
     return found
 
 
-def _scoped(stmt):
-    return scope_query(stmt, Stamp, current_user)
+def _filters() -> HistoryFilter:
+    return history_filter(request.args, current_user)
+
+
+def _scoped(stmt, user=None):
+    return scope_query(stmt, Stamp, user or current_user)
 
 
 def _counts(found: HistoryFilter) -> dict:
@@ -131,34 +136,46 @@ def usage():
                            states=list(StampState), next_before=next_before, args=args, paged=bool(before))
 
 
-@bp.route("/usage/export.xlsx")
+@bp.route("/usage/export.xlsx", methods=["GET", "POST"])
 @login_required
 def usage_export():
-    """The filtered history as an XLSX workbook, streamed from the database to a temp file."""
-    found = _filters()
+    """The filtered history as an XLSX workbook; a large one is prepared in the queue."""
+    stmt = export_query(_filters(), current_user)
+    return export_in_background(stmt, "stamping.history_export", params={}, inline=lambda: send_file(
+        history_workbook(stmt), as_attachment=True, download_name=EXPORT_NAME, mimetype=XLSX))
+
+
+EXPORT_NAME = "riwayat-pembubuhan.xlsx"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def export_query(found: HistoryFilter, user):
+    """The rows of the history export of ``user`` filtered as ``found`` says, newest first."""
     stmt = _scoped(select(Stamp.serial, Wapu.code, Stamp.state, Stamp.document_type, Stamp.document_number,
                           Stamp.document_date, Stamp.reserved_at, Stamp.stamped_at, Stamp.released_at,
                           Stamp.release_reason, Stamp.source).join(Wapu, Wapu.id == Stamp.wapu_id)
-                   .where(*found.clauses))
+                   .where(*found.clauses), user)
     if found.state:
         stmt = stmt.where(Stamp.state == found.state)
-    stmt = stmt.order_by(*NEWEST_FIRST).execution_options(yield_per=2000)
+    return stmt.order_by(*NEWEST_FIRST)
 
+
+def history_workbook(stmt, progress=None) -> io.BytesIO:
+    """The rows of ``stmt`` as a workbook in the reader's language, streamed from the database through
+    a temp file (memory stays flat)."""
     sources = {"api": _("API"), "batch": _("batch report"), "file": _("usage file")}
 
     def rows():
-        for row in db.session.execute(stmt):
+        for row in db.session.execute(stmt.execution_options(yield_per=2000)):
             (serial, code, state, document_type, number, date, reserved, stamped, released, reason, source) = row
             yield (serial, code, str(state.label), document_type_label(document_type), number, date, _wib(reserved),
                    _wib(stamped), _wib(released), reason, sources.get(source, source))
 
-    handle, path = tempfile.mkstemp(suffix=".xlsx")
-    os.close(handle)
-    write_stamps_xlsx(rows(), path, headers=[str(h) for h in EXPORT_HEADERS], title=_("Stamping history"))
-    response = send_file(path, as_attachment=True, download_name="riwayat-pembubuhan.xlsx",
-                         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response.call_on_close(lambda: os.unlink(path))
-    return response
+    with tempfile.TemporaryFile() as file:
+        write_stamps_xlsx(counted(rows(), progress) if progress else rows(), file,
+                          headers=[str(h) for h in EXPORT_HEADERS], title=_("Stamping history"))
+        file.seek(0)
+        return io.BytesIO(file.read())
 
 
 def _wib(moment):

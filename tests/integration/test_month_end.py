@@ -339,3 +339,15 @@ def test_a_large_export_is_prepared_in_the_queue_with_the_same_filters(app, mont
     rows = list(load_workbook(io.BytesIO(workbook.data), read_only=True).active.iter_rows(values_only=True))
     assert rows[0][0] == "Waktu (WIB)" and len(rows) == 4  # the header in Indonesian, and the 3 filtered rows
     assert {row[3] for row in rows[1:]} == {"quota.issue"}
+
+
+def test_a_wapus_large_history_export_holds_its_own_stamps_only(app, month, login_as):
+    app.config["EXPORT_INLINE_ROWS"] = 5
+    own = login_as(Role.WAPU_FIN, wapu_id=month[1]["id"])
+    assert 'data-testid="export-confirm"' in own.get("/usage/export.xlsx?state=stamped").get_data(as_text=True)
+    status, workbook = file_from_task(own, "/usage/export.xlsx?state=stamped")
+    assert status["state"] == "done" and status["summary"] == f"{STAMPS[1]} baris."
+    rows = list(load_workbook(io.BytesIO(workbook.data), read_only=True).active.iter_rows(min_row=2, values_only=True))
+    assert len(rows) == STAMPS[1] and {row[1] for row in rows} == {month[1]["code"]}  # its own WAPU, nobody else's
+    other = login_as(Role.WAPU_FIN, wapu_id=month[0]["id"])
+    assert other.get(f"/tasks/{status['id']}").status_code == 404 and other.get(status["download"]).status_code == 404
