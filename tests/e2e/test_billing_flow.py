@@ -277,7 +277,8 @@ def test_billing_month_issue_pay_export_and_wapu_view(app, new_page, factory, tm
     assert name == number_a.replace("/", "-") + ".pdf"
     assert number_a in pdf_text(path)
 
-    # The statement of account: its own invoice and payment with the balance, downloaded as PDF.
+    # The statement of account (from "Invoices"): its own invoice and payment with the balance, as PDF.
+    wapu.locator('nav.navbar a.nav-link[href="/billing/invoices"]').click()
     wapu.get_by_test_id("statement-link").click()
     statement = wapu.get_by_test_id("statement-table")
     expect(statement.locator('tr[data-kind="invoice"]')).to_have_count(1)
