@@ -30,7 +30,7 @@ from scm.core.formatting import WIB, today_wib
 from scm.core.models import AuditLog, BackgroundTask, TaskState
 from scm.extensions import db
 from scm.stamping.models import Stamp, StampState
-from tests.fixtures import free_port
+from tests.fixtures import free_port, stop_process_groups
 from tests.fixtures.factories import PASSWORD, insert_stamps, pdf_bytes
 from tests.integration.api_helpers import give_quota, new_token, wait_for_port
 
@@ -72,14 +72,7 @@ class System:
         return self.logs[name].read_text()
 
     def stop(self):
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_process_groups(self.processes.values())
 
 
 @pytest.fixture
