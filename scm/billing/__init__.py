@@ -54,3 +54,11 @@ def _register_tasks():
         ("billing.pdf", "month_pdf_task", _l("All invoices of %(month)s (PDF)"), documents),
     ):
         register_task(kind, f"scm.billing.tasks:{function}", title, done=done, back=back, back_url=month)
+
+    def refused(task):  # a refused file: every error with its row (a read one: its summary, then the review)
+        return url_for("billing.bank_import_errors", task_id=task.id) if "errors" in task.result else None
+
+    register_task("billing.bank_import", "scm.billing.tasks:bank_import_task", _l("Reading the bank statement %(name)s"),
+                  done=_l("%(read)s lines read, %(new)s new; %(known)s were already known from an earlier upload."),
+                  back=_l("Bank statements"), back_url=lambda _params: url_for("billing.bank_statements"),
+                  next_url=refused)

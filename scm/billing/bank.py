@@ -211,14 +211,22 @@ def _keyed(statement: ParsedStatement) -> ParsedStatement:
 # ------------------------------------------------------------------------------------------ reading
 
 
-def read_statement(data: bytes, bank: str, *, account: str = "", name: str = "") -> ParsedStatement:
-    """Parse and check a whole statement; raises BankFileError listing every problem (nothing stored)."""
-    if bank not in FORMATS:
-        raise _refuse(_l("Choose the format of the statement."))
+HELD_KIND = "bank"  # statements held between their upload and their reading in the queue
+
+
+def check_size(data: bytes) -> None:
+    """Refuse an empty statement or one over MAX_BYTES (before it is held or read)."""
     if not data:
         raise _refuse(_l("The file is empty."))
     if len(data) > MAX_BYTES:
         raise _refuse(_l("The file is larger than %(mb)d MB.", mb=MAX_BYTES // (1024 * 1024)))
+
+
+def read_statement(data: bytes, bank: str, *, account: str = "", name: str = "") -> ParsedStatement:
+    """Parse and check a whole statement; raises BankFileError listing every problem (nothing stored)."""
+    if bank not in FORMATS:
+        raise _refuse(_l("Choose the format of the statement."))
+    check_size(data)
     text = _text(data)
     statement = ParsedStatement(bank=bank, account=_clean_account(account), name=name,
                                 sha256=hashlib.sha256(data).hexdigest())

@@ -1,13 +1,14 @@
 """Bank statement pages: upload, review the proposed matches, apply them, un-match a line.
 
 Distributor finance (DIST_FIN) uploads, applies and un-matches; the distributor's admin and
-supervisor may look. The check of a statement runs in the request (a statement is small: at most
-``bank.MAX_LINES`` lines); a bad file shows every error with its row and changes nothing.
+supervisor may look. An uploaded statement is held and read in the queue (``billing.bank_import``):
+its task's page then leads back to the review, or to every error with its row (nothing changed).
 """
 
 import os
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -18,9 +19,13 @@ from scm.auth.models import DISTRIBUTOR_ROLES, Role
 from scm.billing import bank, bp
 from scm.billing.forms import BankUploadForm, ConfirmForm, UnmatchForm
 from scm.billing.models import BankLine, BankLineStatus, BankMatch, BankStatement
+from scm.core.background import start_task
 from scm.core.database import unit_of_work
 from scm.core.errors import ServiceError
+from scm.core.models import BackgroundTask, TaskState
+from scm.core.uploads import Upload, hold_upload
 from scm.extensions import db
+from scm.stamping.usage_import import RowError
 
 RECENT = 50
 
@@ -60,22 +65,35 @@ def bank_statements():
 @bp.route("/billing/bank/upload", methods=["POST"])
 @roles_required(Role.DIST_FIN)
 def bank_upload():
-    """Read and check the statement; store its lines not already known; back to the review."""
+    """Hold the statement and read it in the queue; its task's page leads to the review (or the errors)."""
     form = _upload_form(posted=True)
     if not form.validate_on_submit():
         return _page(form, status=422)
     data = form.statement.data.stream.read(bank.MAX_BYTES + 1)
     name = os.path.basename(form.statement.data.filename or "")[:200]
     try:
-        parsed = bank.read_statement(data, form.bank_format.data, account=form.account.data or "", name=name)
+        bank.check_size(data)  # an empty or too large file is refused at once, never held
     except bank.BankFileError as error:
         return _page(form, error=error, status=422)
+    token = hold_upload(Upload(data, name, "text/plain"), bank.HELD_KIND)
     with unit_of_work():
-        statement = bank.store_statement(parsed, current_user)
-        read, new = statement.lines_read, statement.lines_new
-    flash(_("%(read)s lines read, %(new)s new; %(known)s were already known from an earlier upload.",
-            read=read, new=new, known=read - new), "success")
-    return redirect(url_for("billing.bank_statements"))
+        task = start_task("billing.bank_import", current_user, key=token, params={
+            "token": token, "bank_format": form.bank_format.data, "account": form.account.data or "", "name": name,
+            "locale": str(get_locale())})
+    return redirect(url_for("home.task", task_id=task.id))
+
+
+@bp.route("/billing/bank/imports/<int:task_id>")
+@roles_required(Role.DIST_FIN)
+def bank_import_errors(task_id):
+    """Why a statement was refused: every error with its row; nothing was changed."""
+    task = db.session.get(BackgroundTask, task_id)
+    if task is None or task.kind != "billing.bank_import" or task.state != TaskState.DONE or "errors" not in task.result:
+        abort(404)
+    found = task.result
+    error = bank.BankFileError([RowError(e["row"], e["column"], e["message"], e["value"]) for e in found["errors"]],
+                               message=found["message"])
+    return _page(error=error, status=422)
 
 
 @bp.route("/billing/bank/apply", methods=["POST"])

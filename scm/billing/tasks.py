@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from scm.billing import documents, exports, reports
+from scm.billing import bank, documents, exports, reports
 from scm.billing.dunning import send_reminders
 from scm.billing.models import Invoice, MinimumWarning
 from scm.billing.payments import mark_overdue
@@ -19,7 +19,7 @@ from scm.core.database import unit_of_work
 from scm.core.errors import ServiceError
 from scm.core.formatting import today_wib
 from scm.core.services import notify, register_notification
-from scm.core.uploads import Upload
+from scm.core.uploads import Upload, release_held_upload, take_held_upload
 from scm.extensions import db
 from scm.stamping.models import Stamp, StampState
 
@@ -167,3 +167,25 @@ def month_zip_task(task):
 def month_pdf_task(task):
     """Every issued invoice of the month in one PDF, from the stored PDFs."""
     _month_documents(task, documents.month_pdf, "faktur-%s.pdf", "application/pdf")
+
+
+def bank_import_task(task):
+    """Read a held bank statement and store its lines not known yet (a re-upload stores nothing new);
+    a refused file keeps every error with its row for its page, and changes nothing."""
+    held = take_held_upload(task.params["token"], bank.HELD_KIND)
+    if held is None:
+        raise ServiceError(_l("The uploaded file is no longer available; upload it again."), code="upload_gone")
+    try:
+        parsed = bank.read_statement(held.data, task.params["bank_format"], account=task.params["account"],
+                                     name=task.params["name"])
+    except bank.BankFileError as error:
+        with unit_of_work():
+            task.finish({"message": str(error.message), "errors": [
+                {"row": e.row, "column": e.column, "value": e.value, "message": str(e.message)} for e in error.errors]})
+    else:
+        db.session.rollback()
+        with unit_of_work():
+            statement = bank.store_statement(parsed, task.actor)
+            task.finish({"read": statement.lines_read, "new": statement.lines_new,
+                         "known": statement.lines_read - statement.lines_new})
+    release_held_upload(task.params["token"], bank.HELD_KIND)

@@ -53,7 +53,7 @@ class TaskKind:
     done: object = None  # lazy text with the result's %(placeholders)s, shown when it is done
     back: object = None  # lazy text of the link back to where it was started
     back_url: object = None  # function(params) -> the URL of that page
-    next_url: object = None  # function(task id) -> the page that shows a done task's result, if any
+    next_url: object = None  # function(task) -> the page that shows a done task's result, or None
 
 
 TASKS: dict[str, TaskKind] = {}
@@ -89,7 +89,7 @@ def task_next(task: BackgroundTask):
     kind = TASKS.get(task.kind)
     if kind is None or kind.next_url is None or task.state != TaskState.DONE:
         return None
-    return kind.next_url(task.id)
+    return kind.next_url(task)
 
 
 def task_back(task: BackgroundTask):

@@ -33,8 +33,8 @@ def _register_tasks():
 
     from scm.core.background import register_task
 
-    def result(task_id):
-        return url_for("stamping.import_result", task_id=task_id)
+    def result(task):
+        return url_for("stamping.import_result", task_id=task.id)
 
     def back(_params):
         return url_for("stamping.import_usage")

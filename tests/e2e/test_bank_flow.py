@@ -41,8 +41,9 @@ def test_finance_uploads_reviews_and_applies_a_statement(app, factory, new_page,
     upload.locator('[name="bank_format"]').select_option("generic")
     upload.locator('[name="account"]').fill("5550001")
     upload.locator('[name="statement"]').set_input_files(str(statement))
-    upload.locator("button[type=submit]").click()
-    expect(page.locator(".alert-success")).to_contain_text("3 baris dibaca, 3 baru")
+    upload.locator("button[type=submit]").click()  # read in the queue: its task's page says what was read
+    expect(page.get_by_test_id("task-summary")).to_contain_text("3 baris dibaca, 3 baru")
+    page.get_by_role("link", name="Mutasi bank").last.click()
     lines = page.get_by_test_id("bank-line")
     expect(lines).to_have_count(2)
     expect(lines.nth(0)).to_contain_text("INV/2026/10/00101")
