@@ -130,6 +130,7 @@ def month_workbook_task(task):
             if done % 2000 == 0:
                 task.progress(done, total, STAMPS)
 
+    task.progress(0, total, STAMPS, force=True)
     handle, path = tempfile.mkstemp(suffix=".xlsx")
     os.close(handle)
     try:

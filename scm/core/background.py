@@ -33,6 +33,7 @@ from sqlalchemy import delete, func, or_, select, update
 
 from scm.core.database import after_commit, in_unit_of_work, own_transaction, unit_of_work, utcnow
 from scm.core.errors import ServiceError
+from scm.core.formatting import format_number
 from scm.core.logs import log_context
 from scm.core.metrics import register_gauges
 from scm.core.models import BackgroundTask, StoredFile, TaskState
@@ -65,10 +66,13 @@ def register_task(kind, path, title, *, done=None, back=None, back_url=None, nex
 
 
 def _text(template, values) -> str:
+    """``template`` filled with ``values``, whole numbers grouped as the reader writes them (4.076)."""
     if template is None:
         return ""
+    values = {key: format_number(value) if isinstance(value, int) and not isinstance(value, bool) else value
+              for key, value in (values or {}).items()}
     try:
-        return str(template) % (values or {})
+        return str(template) % values
     except (KeyError, TypeError, ValueError):
         return str(template)
 
@@ -237,6 +241,7 @@ class TaskContext:
             raise RuntimeError("finish() belongs inside the work's unit of work")
         now = utcnow()
         values = {"state": TaskState.DONE, "finished_at": now, "result": result or {}, "locked_until": None,
+                  "done": BackgroundTask.total, "step": "",  # the last progress step may have been skipped
                   "expires_at": now + timedelta(hours=current_app.config["TASK_RESULT_HOURS"])}
         if file is not None:
             values["file_id"] = store_upload(file).id

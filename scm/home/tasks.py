@@ -17,6 +17,7 @@ def audit_export_task(task):
     fmt = task.params["fmt"]
     _form, stmt = audit_query(MultiDict(task.params["args"]))
     total = db.session.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar()
+    task.progress(0, total, WRITING, force=True)
     data = audit_file(stmt, fmt, progress=lambda done: task.progress(done, total, WRITING)).getvalue()
     db.session.rollback()
     with unit_of_work():

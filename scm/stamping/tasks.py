@@ -88,6 +88,7 @@ def history_export_task(task):
     user = task.actor
     stmt = export_query(history_filter(MultiDict(task.params["args"]), user), user)
     total = db.session.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar()
+    task.progress(0, total, WRITING, force=True)
     data = history_workbook(stmt, progress=lambda done: task.progress(done, total, WRITING)).getvalue()
     db.session.rollback()
     with unit_of_work():

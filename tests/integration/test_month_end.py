@@ -90,6 +90,7 @@ def test_the_month_end_runs_in_the_queue_and_its_files_download_from_the_task_pa
 
     status, workbook = file_from_task(fin, f"/billing/months/{KEY}/workbook")
     assert status["summary"] == f"{sum(STAMPS.values())} meterai dalam buku kerja."
+    assert status["done"] == status["total"] == sum(STAMPS.values()) and status["step"] == ""  # done shows it all
     assert workbook.mimetype.endswith("spreadsheetml.sheet") and "no-store" in workbook.headers["Cache-Control"]
     book = load_workbook(io.BytesIO(workbook.data), read_only=True)
     stamp_rows = [row for sheet in book.worksheets[1:] for row in sheet.iter_rows(min_row=2, values_only=True)]
