@@ -2,14 +2,15 @@
 
     .venv/bin/python bench/billing_exports.py [--quick] [--rows 1000000] [--invoices 400]
 
-(a) workbook time: ``build_month_workbook`` over ``--rows`` lazily generated stamp rows against a bare
+(a) workbook time: ``write_month_workbook`` (what the month's workbook task and ``flask billing
+    export`` call: written to a file) over ``--rows`` lazily generated stamp rows against a bare
     openpyxl write-only loop appending the same values (WIB-naive datetimes, no header, no formats,
-    one sheet) and returning the bytes the same way. Target: app <= 1.3 x bare.
-(b) workbook memory: peak RSS of ``build_month_workbook`` (bytes) and of ``write_month_workbook``
-    (to a file) at ``--rows`` and at a tenth of it. Target: ratio <= 1.2. Every workbook
-    measurement of (a) and (b) runs in a fresh subprocess (rows generated there, never a list).
-(c) PDF: amortised time per invoice of ``render_invoice_pdfs`` (what ``invoices_zip`` and
-    ``flask billing export`` use: template, cached stylesheet and fonts, one document per invoice)
+    one sheet) through a file the same way. Target: app <= 1.3 x bare.
+(b) workbook memory: peak RSS of ``write_month_workbook`` at ``--rows`` and at a tenth of it.
+    Target: ratio <= 1.2. Every workbook measurement of (a) and (b) runs in a fresh subprocess
+    (rows generated there, never a list).
+(c) PDF: amortised time per invoice of ``render_invoice_pdf`` (what the issue task renders once and
+    stores: template, cached stylesheet and fonts, one document per invoice)
     over ``--invoices`` transient invoices, against a naive ``HTML(string=...).write_pdf()`` of the
     same invoice with the stylesheet linked (parsed and its fonts loaded every time), interleaved
     over 4 rounds. Target: app <= 0.35 x naive. Every PDF is checked (size, pages, and pdftotext
@@ -80,14 +81,12 @@ def bare_workbook(n) -> bytes:
 
 def probe(kind, n):
     """One measurement in this (fresh) process: time, peak RSS and output size, as a JSON line."""
-    from scm.billing.exports import build_month_workbook, write_month_workbook
+    from scm.billing.exports import write_month_workbook
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     wall, cpu = time.perf_counter(), time.process_time()
     if kind == "bare":
         size = len(bare_workbook(n))
-    elif kind == "bytes":
-        size = len(build_month_workbook(PERIOD, summary_rows(), stamp_rows(n)))
     else:
         with tempfile.NamedTemporaryFile(suffix=".xlsx") as file:
             write_month_workbook(file.name, PERIOD, summary_rows(), stamp_rows(n))
@@ -110,9 +109,9 @@ def verdict(ratio, target):
 def bench_workbook(rows):
     """(a) and (b): every measurement in its own subprocess."""
     print(f"\n== (a) workbook time: {rows:,} stamp rows, each side in a fresh process ==")
-    bare, app = run_probe("bare", rows), run_probe("bytes", rows)
+    bare, app = run_probe("bare", rows), run_probe("file", rows)
     ratio = app["cpu"] / bare["cpu"]
-    for name, r in (("bare openpyxl loop", bare), ("build_month_workbook", app)):
+    for name, r in (("bare openpyxl loop", bare), ("write_month_workbook", app)):
         print(f"  {name:<22} cpu {r['cpu']:7.1f} s  wall {r['wall']:7.1f} s  {r['size'] / 1e6:6.1f} MB  "
               f"{rows / r['cpu']:>9,.0f} rows/s (cpu)")
     print(f"  ratio app/bare = {ratio:.3f} cpu ({app['wall'] / bare['wall']:.3f} wall)   "
@@ -121,8 +120,8 @@ def bench_workbook(rows):
 
     small = max(rows // 10, 1)
     print(f"\n== (b) workbook peak memory (RSS of a fresh process): {rows:,} vs {small:,} rows ==")
-    for kind, label in (("bytes", "build_month_workbook -> bytes"), ("file", "write_month_workbook -> file")):
-        big = app if kind == "bytes" else run_probe(kind, rows)
+    for kind, label in (("file", "write_month_workbook -> file"),):
+        big = app
         little = run_probe(kind, small)
         ratio = big["peak_kb"] / little["peak_kb"]
         print(f"  {label}: peak {little['peak_kb'] / 1024:6.1f} MB at {small:,} rows, "
@@ -209,11 +208,14 @@ def check_pdfs(invoices, pdfs, sample):
 
 
 def bench_pdf(count):
-    """(c) render_invoice_pdfs vs naive write_pdf per invoice, interleaved in rounds."""
+    """(c) render_invoice_pdf vs naive write_pdf per invoice, interleaved in rounds."""
     from flask import current_app
 
     from scm import create_app
-    from scm.billing.exports import render_invoice_pdfs
+    from scm.billing.exports import render_invoice_pdf
+
+    def render_invoice_pdfs(invoices):
+        return [render_invoice_pdf(invoice) for invoice in invoices]
 
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app("testing", SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp}/bench.sqlite3", SECRET_KEY="bench",

@@ -297,13 +297,9 @@ def _month_workbook(period, summary_rows, stamp_rows, max_rows_per_sheet):
     return workbook
 
 
-def build_month_workbook(period: date, summary_rows, stamp_rows, max_rows_per_sheet=EXCEL_MAX_ROWS) -> bytes:
-    """The month's workbook: Ringkasan (one row per WAPU) and Rincian sheets of every stamp."""
-    return _saved(_month_workbook(period, summary_rows, stamp_rows, max_rows_per_sheet))
-
-
 def write_month_workbook(target, period: date, summary_rows, stamp_rows, max_rows_per_sheet=EXCEL_MAX_ROWS):
-    """The same workbook written to ``target`` (a path or binary file): memory stays flat at any size."""
+    """The month's workbook — Ringkasan (one row per WAPU) and Rincian sheets of every stamp — written
+    to ``target`` (a path or binary file): memory stays flat at any size."""
     _month_workbook(period, summary_rows, stamp_rows, max_rows_per_sheet).save(target)
 
 

@@ -162,6 +162,13 @@ def test_a_pdf_loads_nothing_from_the_network_or_outside_static(app, tmp_path, r
 # ------------------------------------------------------------------------------------ XLSX
 
 
+def month_workbook(*args, **kwargs) -> bytes:
+    """The month's workbook as the task and the command write it (to a file), read back as bytes."""
+    buffer = io.BytesIO()
+    exports.write_month_workbook(buffer, *args, **kwargs)
+    return buffer.getvalue()
+
+
 def cells(sheet, row):
     return [cell.value for cell in sheet[row]]
 
@@ -206,7 +213,7 @@ def stamps(n, start=datetime(2026, 11, 1, 2, tzinfo=timezone.utc)):
 def test_month_workbook_summary_has_values_formats_frozen_header_and_filter(app):
     special = [("W0002", "=1+1", datetime(2026, 11, 30, 16, 30, tzinfo=timezone.utc), "faktur", INJECTION,
                 "batch")]
-    book = load_workbook(io.BytesIO(exports.build_month_workbook(NOV, iter(SUMMARY), iter(special))))
+    book = load_workbook(io.BytesIO(month_workbook(NOV, iter(SUMMARY), iter(special))))
     assert book.sheetnames == ["Ringkasan", "Rincian"]
     summary = book["Ringkasan"]
     assert "November 2026" in summary["A1"].value
@@ -227,7 +234,7 @@ def test_month_workbook_summary_has_values_formats_frozen_header_and_filter(app)
 
 
 def test_month_workbook_splits_the_stamps_over_sheets_with_the_header_repeated(app):
-    data = exports.build_month_workbook(NOV, SUMMARY, stamps(250), max_rows_per_sheet=101)
+    data = month_workbook(NOV, SUMMARY, stamps(250), max_rows_per_sheet=101)
     book = load_workbook(io.BytesIO(data))
     assert book.sheetnames == ["Ringkasan", "Rincian", "Rincian 2", "Rincian 3"]
     serials = []
@@ -243,12 +250,12 @@ def test_month_workbook_splits_the_stamps_over_sheets_with_the_header_repeated(a
 
 
 def test_a_full_last_sheet_leaves_no_empty_one_and_no_stamps_still_gives_a_header(app):
-    assert load_workbook(io.BytesIO(exports.build_month_workbook(NOV, [], stamps(200), max_rows_per_sheet=101)
+    assert load_workbook(io.BytesIO(month_workbook(NOV, [], stamps(200), max_rows_per_sheet=101)
                                     )).sheetnames == ["Ringkasan", "Rincian", "Rincian 2"]
-    empty = load_workbook(io.BytesIO(exports.build_month_workbook(NOV, [], iter(()))))
+    empty = load_workbook(io.BytesIO(month_workbook(NOV, [], iter(()))))
     assert empty.sheetnames == ["Ringkasan", "Rincian"] and empty["Rincian"].max_row == 1
     with pytest.raises(ValueError, match="max_rows_per_sheet"):
-        exports.build_month_workbook(NOV, [], stamps(3), max_rows_per_sheet=1)
+        month_workbook(NOV, [], stamps(3), max_rows_per_sheet=1)
 
 
 def test_shortfall_workbook(app):
@@ -283,7 +290,7 @@ def test_exports_of_an_invoice_loaded_from_the_database(app, factory, read_pdf):
         assert exports.invoice_file_name(invoice) == f"DRAF-{wapu['code']}.pdf"
         text, _, pages = read_pdf(exports.render_invoice_pdf(invoice))
         assert pages == 1 and "DRAF — belum diterbitkan" in text and format_npwp(invoice.buyer_npwp) in text
-        book = load_workbook(io.BytesIO(exports.build_month_workbook(NOV, [], reports.stamp_rows(NOV))))
+        book = load_workbook(io.BytesIO(month_workbook(NOV, [], reports.stamp_rows(NOV))))
         times = [row[2].value for row in book["Rincian"].iter_rows(min_row=2)]
         assert datetime(2026, 11, 30, 23, 30) in times and len(times) == 10
         sheet = load_workbook(io.BytesIO(exports.build_invoice_xlsx(invoice))).active
