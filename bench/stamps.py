@@ -4,9 +4,11 @@
                                      [--server auto|gunicorn|werkzeug]
 
 (a) reserve + commit, one stamp at a time, through the service layer exactly as the API views call
-    it (one app context per call, ``run_once_more_on_conflict`` = one unit of work each, then
-    ``stamp_json``), without HTTP; against a raw DB-API loop of the equivalent two single-row
-    transactions per stamp on tables of the same shape, with the same durability settings.
+    it (one app context per call, the bearer token authenticated by ``authenticate_token``, then
+    ``run_once_more_on_conflict`` = one unit of work each, then ``stamp_json``), without HTTP;
+    against a raw DB-API loop of the equivalent two single-row transactions per stamp (each
+    starting with the token's lookup by its hash) on tables of the same shape, with the same
+    durability settings.
     Also shown, for information: the "floor", the same raw statements run the app's way (app
     context + unit_of_work per transaction), i.e. the best ratio the service could reach.
 (b) ``POST /api/v1/stamps/batch`` with 1,000-event batches to a real server on 127.0.0.1
@@ -107,8 +109,10 @@ def prepare(url, upload_folder, quota):
     return app, wapu_id, token_id, plaintext
 
 
-def service_stamps(app, wapu_id, token_id, serials):
-    """Reserve then commit each serial, as the API views do (one app context per call)."""
+def service_stamps(app, plaintext, serials):
+    """Reserve then commit each serial, as the API views do (one app context per call, the bearer
+    token authenticated first)."""
+    from scm.api.services import authenticate_token
     from scm.api.views import stamp_json
     from scm.core.database import run_once_more_on_conflict
     from scm.stamping.services import StampInput, commit_stamp, reserve_stamp
@@ -117,11 +121,13 @@ def service_stamps(app, wapu_id, token_id, serials):
         data = StampInput(serial=serial, document_type=DOC_TYPE, document_number=f"INV-{serial}",
                           document_date=DOC_DATE)
         with app.app_context():
-            stamp, created = run_once_more_on_conflict(lambda d=data: reserve_stamp(wapu_id, token_id, data=d))
+            token = authenticate_token(plaintext)
+            stamp, created = run_once_more_on_conflict(lambda d=data, t=token: reserve_stamp(t.wapu_id, t.id, data=d))
             body = stamp_json(stamp)
         assert created and body["state"] == "reserved", body
         with app.app_context():
-            stamp, outcome = run_once_more_on_conflict(lambda s=serial: commit_stamp(wapu_id, s))
+            token = authenticate_token(plaintext)
+            stamp, outcome = run_once_more_on_conflict(lambda s=serial, t=token: commit_stamp(t.wapu_id, s))
             body = stamp_json(stamp)
         assert outcome == "committed" and body["state"] == "stamped", body
 
@@ -228,7 +234,8 @@ def create_raw_schema(url, quota):
     sa.Table("wapus", meta, sa.Column("id", sa.Integer, primary_key=True))
     sa.Table("users", meta, sa.Column("id", sa.Integer, primary_key=True))
     sa.Table("api_tokens", meta, sa.Column("id", sa.Integer, primary_key=True),
-             sa.Column("wapu_id", sa.ForeignKey("wapus.id"), nullable=False))
+             sa.Column("wapu_id", sa.ForeignKey("wapus.id"), nullable=False),
+             sa.Column("token_hash", sa.String(64), unique=True, nullable=False))
     for name in ("quota_accounts", "quota_entries", "stamps"):
         db.metadata.tables[name].to_metadata(meta)
     engine = sa.create_engine(url)
@@ -236,7 +243,8 @@ def create_raw_schema(url, quota):
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO wapus (id) VALUES (1)"))
-        conn.execute(sa.text("INSERT INTO api_tokens (id, wapu_id) VALUES (1, 1)"))
+        conn.execute(sa.text("INSERT INTO api_tokens (id, wapu_id, token_hash) VALUES (1, 1, :h)"),
+                     {"h": RAW_TOKEN_HASH})
         conn.execute(sa.text("INSERT INTO quota_accounts (wapu_id, available, reserved, consumed, issued, adjusted, "
                              "updated_at) VALUES (1, :q, 0, 0, :q, 0, :now)"), {"q": quota, "now": now})
     engine.dispose()
@@ -249,7 +257,7 @@ class Sql:
     def __init__(self, pg):
         self.pg = pg
         for name in ("INSERT_STAMP", "INSERT_ENTRY", "RESERVE_ACCOUNT", "COMMIT_STAMP", "COMMIT_ACCOUNT",
-                     "CONSUME_ACCOUNT"):
+                     "CONSUME_ACCOUNT", "TOKEN"):
             text = globals()[name]
             setattr(self, name.lower(), text.replace("?", "%s") if pg else text)
 
@@ -304,6 +312,7 @@ COMMIT_STAMP = ("UPDATE stamps SET state = 'stamped', stamped_at = ?, occurred_a
                 "WHERE serial = ? AND wapu_id = ? AND state = 'reserved' AND expires_at > ?")
 COMMIT_ACCOUNT = ("UPDATE quota_accounts SET reserved = reserved - 1, consumed = consumed + 1, updated_at = ? "
                   "WHERE wapu_id = ? RETURNING id, available")
+TOKEN = "SELECT id, wapu_id FROM api_tokens WHERE token_hash = ?"
 CONSUME_ACCOUNT = ("UPDATE quota_accounts SET available = available - ?, consumed = consumed + ?, updated_at = ? "
                    "WHERE wapu_id = ? AND available >= ? RETURNING id, available")
 
@@ -314,6 +323,14 @@ def fp(*parts):
 
 def naive_now():
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+RAW_TOKEN_HASH = hashlib.sha256(b"raw-bench-token").hexdigest()
+
+
+def lookup_token(cur, q):
+    """The token's row by the hash of the bearer string, as every API call begins."""
+    return cur.execute(q.token, (RAW_TOKEN_HASH,)).fetchall()[0]
 
 
 def tx_reserve(cur, q, serial, wapu_id, token_id):
@@ -338,9 +355,12 @@ def tx_commit(cur, q, serial, wapu_id):
 
 
 def raw_stamps(raw, wapu_id, token_id, serials):
-    """The raw limit of (a): two single-row transactions per stamp on one DB-API connection."""
+    """The raw limit of (a): two single-row transactions per stamp on one DB-API connection, each
+    after the token's lookup."""
     for serial in serials:
+        lookup_token(raw.cur, raw.q)
         raw.transaction(lambda cur, s=serial: tx_reserve(cur, raw.q, s, wapu_id, token_id))
+        lookup_token(raw.cur, raw.q)
         raw.transaction(lambda cur, s=serial: tx_commit(cur, raw.q, s, wapu_id))
 
 
@@ -460,18 +480,18 @@ def bench_single(db_name, app_url, raw_url, work, n):
     """(a) reserve + commit one stamp at a time: service layer vs raw single-row transactions."""
     rounds = min(ROUNDS, n)
     quota = 2 * (n + WARMUP_STAMPS) + PROFILE_STAMPS  # service + floor share the app DB
-    app, wapu_id, token_id, _ = prepare(app_url, work / "uploads-a", quota)
+    app, wapu_id, token_id, plaintext = prepare(app_url, work / "uploads-a", quota)
     raw_wapu, raw_token = create_raw_schema(raw_url, quota)
     raw = Raw(raw_url)
     try:
         floor_n = max(rounds, n // 4)  # informational: a quarter of the stamps is plenty
         service, floor, direct = chunks("S", n, rounds), chunks("F", floor_n, rounds), chunks("R", n, rounds)
         warm = [f"W{i:07d}" for i in range(WARMUP_STAMPS)]
-        service_stamps(app, wapu_id, token_id, warm)
+        service_stamps(app, plaintext, warm)
         floor_stamps(app, raw.q, wapu_id, token_id, [f"V{i:07d}" for i in range(WARMUP_STAMPS)])
         raw_stamps(raw, raw_wapu, raw_token, warm)
         totals = interleaved({
-            "service": lambda r: service_stamps(app, wapu_id, token_id, service[r]),
+            "service": lambda r: service_stamps(app, plaintext, service[r]),
             "floor": lambda r: floor_stamps(app, raw.q, wapu_id, token_id, floor[r]),
             "raw": lambda r: raw_stamps(raw, raw_wapu, raw_token, direct[r]),
         }, rounds)
@@ -483,7 +503,7 @@ def bench_single(db_name, app_url, raw_url, work, n):
     if not result["met"]:
         count = min(n, PROFILE_STAMPS)
         print_profile(f"service loop, {count} stamps (reserve+commit)",
-                      lambda: service_stamps(app, wapu_id, token_id, [f"P{i:07d}" for i in range(count)]))
+                      lambda: service_stamps(app, plaintext, [f"P{i:07d}" for i in range(count)]))
     _dispose(app)
     return result
 
