@@ -124,18 +124,12 @@ def month_workbook_task(task):
     total = db.session.execute(select(func.count()).select_from(Stamp).where(
         Stamp.state == StampState.STAMPED, Stamp.stamped_at >= start, Stamp.stamped_at < end)).scalar()
 
-    def counted(rows):
-        for done, row in enumerate(rows, start=1):
-            yield row
-            if done % 2000 == 0:
-                task.progress(done, total, STAMPS)
-
     task.progress(0, total, STAMPS, force=True)
     handle, path = tempfile.mkstemp(suffix=".xlsx")
     os.close(handle)
     try:
         exports.write_month_workbook(path, period, reports.month_overview(period, today_wib()),
-                                    counted(reports.stamp_rows(period)))
+                                    task.counted(reports.stamp_rows(period), total, STAMPS))
         with open(path, "rb") as file:
             data = file.read()
     finally:

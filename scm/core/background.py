@@ -28,10 +28,11 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
 from huey import Huey, RedisHuey, SqliteHuey
 from sqlalchemy import delete, func, or_, select, update
 
-from scm.core.database import after_commit, in_unit_of_work, own_transaction, unit_of_work, utcnow
+from scm.core.database import after_commit, count_rows, in_unit_of_work, own_transaction, unit_of_work, utcnow
 from scm.core.errors import ServiceError
 from scm.core.formatting import format_number
 from scm.core.logs import log_context
@@ -43,6 +44,7 @@ from scm.extensions import db
 
 log = logging.getLogger("scm.queue")
 
+WRITING = _l("Writing the rows")
 MAX_ATTEMPTS = 3  # a task whose worker died three times is given up (and says so)
 PROGRESS_EVERY = 0.5  # seconds between two progress writes
 
@@ -234,6 +236,24 @@ class TaskContext:
         if claimed != 1:
             raise TaskLost(f"task {self.id} was taken over by another worker")
 
+    def counted(self, rows, total, step, every=2000):
+        """``rows`` unchanged, the progress recorded every ``every`` rows (an export's rows)."""
+        done = 0
+        for done, row in enumerate(rows, start=1):
+            yield row
+            if done % every == 0:
+                self.progress(done, total, step)
+
+    def export(self, stmt, build, name, mimetype):
+        """Finish with the file ``build(stmt, watch)`` makes of the rows of ``stmt`` (``watch`` wraps
+        the rows to record the progress), named ``name``; the result counts the rows."""
+        total = count_rows(stmt)
+        self.progress(0, total, WRITING, force=True)
+        data = build(stmt, lambda rows: self.counted(rows, total, WRITING))
+        db.session.rollback()  # the read ends before the write begins
+        with unit_of_work():
+            self.finish({"rows": total}, file=Upload(data, name, mimetype))
+
     def finish(self, result=None, *, file: Upload | None = None):
         """Mark the task done in the current unit of work, with the work's last step: both commit
         or neither. ``file`` is stored (in the database) and downloadable for ``TASK_RESULT_HOURS``."""
@@ -271,9 +291,10 @@ def _claim(task_id, holder):
 
 
 def _readable(error) -> str:
+    """Why a task failed: a refusal's message (in the starter's language: the run is in it), or the
+    exception's last line."""
     if isinstance(error, ServiceError):
-        with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
-            return str(error.message)
+        return str(error.message)
     return traceback.format_exception_only(error)[-1].strip()[:2000]
 
 
@@ -315,9 +336,14 @@ def run_task(task_id, holder=None) -> bool:
         db.session.remove()
 
 
+def downloadable(task: BackgroundTask) -> bool:
+    """Whether a done task's file may still be downloaded."""
+    return bool(task.state == TaskState.DONE and task.file_id and (task.expires_at is None or task.expires_at > utcnow()))
+
+
 def task_file(task: BackgroundTask):
     """(StoredFile, bytes) of a done task's file while it may still be downloaded, else None."""
-    if task.state != TaskState.DONE or task.file_id is None or (task.expires_at and task.expires_at < utcnow()):
+    if not downloadable(task):
         return None
     stored = db.session.get(StoredFile, task.file_id)
     data = stored_bytes(stored) if stored else None

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from flask import current_app
-from sqlalchemy import BigInteger, DateTime, Enum, Integer, bindparam, event, select, text, update
+from sqlalchemy import BigInteger, DateTime, Enum, Integer, bindparam, event, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 
@@ -156,25 +156,35 @@ def own_transaction():
             yield conn
 
 
-def insert_or_touch(table, values: dict, key: str, touch: dict):
-    """An INSERT of ``values`` into ``table`` that, when a row with the same ``key`` exists already,
-    only sets ``touch`` on it (``INSERT ... ON CONFLICT (key) DO UPDATE``, SQLite and PostgreSQL)."""
+def _upsert(table, values: dict):
+    """The dialect's INSERT of ``values`` (SQLite and PostgreSQL both speak ON CONFLICT)."""
     if is_sqlite():
         from sqlalchemy.dialects.sqlite import insert
     else:
         from sqlalchemy.dialects.postgresql import insert
-    return insert(table).values(**values).on_conflict_do_update(index_elements=[key], set_=touch)
+    return insert(table).values(**values)
+
+
+def insert_or_touch(table, values: dict, key: str, touch: dict):
+    """An INSERT of ``values`` into ``table`` that, when a row with the same ``key`` exists already,
+    only sets ``touch`` on it (``INSERT ... ON CONFLICT (key) DO UPDATE``, SQLite and PostgreSQL)."""
+    return _upsert(table, values).on_conflict_do_update(index_elements=[key], set_=touch)
 
 
 def insert_or_ignore(table, values: dict, keys):
     """An INSERT of ``values`` into ``table`` that does nothing when a row with the same unique
     ``keys`` exists already (``INSERT ... ON CONFLICT DO NOTHING``). Add ``.returning(...)`` to learn
     whether it inserted: the rowcount is not reliable on every driver."""
-    if is_sqlite():
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    return insert(table).values(**values).on_conflict_do_nothing(index_elements=list(keys))
+    return _upsert(table, values).on_conflict_do_nothing(index_elements=list(keys))
+
+
+def count_rows(stmt, limit=None) -> int:
+    """How many rows ``stmt`` gives; with ``limit``, counted no further than ``limit`` + 1 (a bounded
+    COUNT, enough to tell "more than ``limit``")."""
+    stmt = stmt.order_by(None)
+    if limit is not None:
+        stmt = stmt.limit(limit + 1)
+    return db.session.execute(select(func.count()).select_from(stmt.subquery())).scalar()
 
 
 def run_once_more_on_conflict(operation):

@@ -9,12 +9,12 @@ from flask import current_app, flash, make_response, redirect, render_template, 
 from flask_babel import get_locale
 from flask_login import current_user
 from flask_sqlalchemy.pagination import SelectPagination
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy import text as sql_text
 
 from scm.core import bp
 from scm.core.background import queue_ready, start_task
-from scm.core.database import unit_of_work
+from scm.core.database import count_rows, unit_of_work
 from scm.core.formatting import WIB
 from scm.core.forms import Form, LanguageForm
 from scm.extensions import db
@@ -83,27 +83,13 @@ def paginate(stmt, per_page=None, rows=False):
     return db.paginate(stmt, per_page=per_page, max_per_page=100, error_out=False)
 
 
-def counted(rows, progress, every=2000):
-    """``rows`` unchanged, calling ``progress(rows so far)`` every ``every`` rows (an export's progress)."""
-    done = 0
-    for done, row in enumerate(rows, start=1):
-        yield row
-        if done % every == 0:
-            progress(done)
-
-
-def at_least(stmt, limit) -> int:
-    """How many rows ``stmt`` gives, counted no further than ``limit`` + 1 (a bounded COUNT)."""
-    return db.session.execute(select(func.count()).select_from(stmt.order_by(None).limit(limit + 1).subquery())).scalar()
-
-
 def export_in_background(stmt, kind, *, inline, params):
     """An export of the rows of ``stmt``: up to ``EXPORT_INLINE_ROWS`` sent at once (``inline()``);
     more, and the page asks to prepare it in the queue (a POST with the CSRF token), then shows the
     task's page. ``params`` (JSON) let task ``kind`` build the same rows for the same reader; the
     filters in the query string are passed as ``args``."""
     limit = current_app.config["EXPORT_INLINE_ROWS"]
-    if at_least(stmt, limit) <= limit:
+    if count_rows(stmt, limit) <= limit:
         return inline()
     form = Form()
     if request.method == "POST" and form.validate_on_submit():

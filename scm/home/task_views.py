@@ -10,9 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from scm.auth.models import DISTRIBUTOR_ROLES
-from scm.core.background import task_back, task_file, task_next, task_summary, task_title
-from scm.core.database import utcnow
-from scm.core.models import BackgroundTask, TaskState
+from scm.core.background import downloadable, task_back, task_file, task_next, task_summary, task_title
+from scm.core.models import BackgroundTask
 from scm.core.views import paginate
 from scm.extensions import db
 from scm.home import bp
@@ -30,16 +29,12 @@ def _task_or_404(task_id) -> BackgroundTask:
     return task
 
 
-def _downloadable(task) -> bool:
-    return bool(task.state == TaskState.DONE and task.file_id and (task.expires_at is None or task.expires_at > utcnow()))
-
-
 def task_status(task) -> dict:
     """What the progress page shows, as the poll reads it."""
     return {"id": task.id, "state": task.state.value, "state_label": str(task.state.label), "done": task.done,
             "total": task.total, "percent": task.percent, "step": task.step, "finished": task.finished,
             "summary": task_summary(task), "error": task.error or "",
-            "download": url_for("home.task_download", task_id=task.id) if _downloadable(task) else None,
+            "download": url_for("home.task_download", task_id=task.id) if downloadable(task) else None,
             "next": task_next(task)}
 
 
@@ -51,7 +46,7 @@ def tasks():
     if not _sees_all():
         stmt = stmt.where(BackgroundTask.user_id == current_user.id)
     return render_template("home/tasks.html", page=paginate(stmt), title=task_title, summary=task_summary,
-                           downloadable=_downloadable, sees_all=_sees_all())
+                           downloadable=downloadable, sees_all=_sees_all())
 
 
 @bp.route("/tasks/<int:task_id>")

@@ -16,7 +16,7 @@ from scm.core.database import unit_of_work, utcnow
 from scm.core.formatting import WIB, today_wib
 from scm.core.models import AuditLog, Notification
 from scm.core.services import audit_action_label, audit_text
-from scm.core.views import counted, export_in_background, paginate, within_wib_days
+from scm.core.views import export_in_background, paginate, within_wib_days
 from scm.core.xlsx import csv_lines, write_rows_xlsx
 from scm.extensions import db
 from scm.home import bp
@@ -122,11 +122,12 @@ def audit_file_name(fmt):
     return f"log-audit-{today_wib():%Y%m%d}.{fmt}"
 
 
-def audit_file(stmt, fmt, progress=None) -> io.BytesIO:
-    """The rows of ``stmt`` as an XLSX or CSV file (through a temp file: memory stays flat while writing)."""
+def audit_file(stmt, fmt, watch=None) -> io.BytesIO:
+    """The rows of ``stmt`` as an XLSX or CSV file (through a temp file: memory stays flat while
+    writing); ``watch`` wraps the rows (a task's progress)."""
     rows = audit_rows(stmt)
-    if progress:
-        rows = counted(rows, progress)
+    if watch:
+        rows = watch(rows)
     headers = [str(h) for h in AUDIT_HEADERS]
     with tempfile.TemporaryFile() as file:
         if fmt == "csv":

@@ -1,11 +1,10 @@
 """Scheduled stamping jobs, and the usage-file check and apply the queue runs."""
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
 
 from scm.core.database import run_once_more_on_conflict, unit_of_work
 from scm.core.errors import ServiceError
-from scm.core.uploads import Upload, release_held_upload, take_held_upload
+from scm.core.uploads import release_held_upload, take_held_upload
 from scm.extensions import db
 from scm.stamping.services import expire_reservations
 from scm.stamping.usage_import import HELD_KIND, UsageFileError, apply_usage_file, read_usage_file
@@ -18,7 +17,7 @@ def expire_reservations_job():
 
 # --------------------------------------------------------------------------- usage files in the queue
 
-CHECKING, APPLYING, WRITING = _l("Checking every row"), _l("Applying the stamps"), _l("Writing the rows")
+CHECKING, APPLYING = _l("Checking every row"), _l("Applying the stamps")
 
 
 def _errors(error: UsageFileError) -> dict:
@@ -87,9 +86,4 @@ def history_export_task(task):
 
     user = task.actor
     stmt = export_query(history_filter(MultiDict(task.params["args"]), user), user)
-    total = db.session.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar()
-    task.progress(0, total, WRITING, force=True)
-    data = history_workbook(stmt, progress=lambda done: task.progress(done, total, WRITING)).getvalue()
-    db.session.rollback()
-    with unit_of_work():
-        task.finish({"rows": total}, file=Upload(data, EXPORT_NAME, XLSX))
+    task.export(stmt, lambda rows, watch: history_workbook(rows, watch).getvalue(), EXPORT_NAME, XLSX)

@@ -26,7 +26,7 @@ from scm.core.errors import ServiceError
 from scm.core.formatting import WIB
 from scm.core.models import BackgroundTask, TaskState
 from scm.core.uploads import Upload, hold_upload, take_held_upload
-from scm.core.views import counted, export_in_background, within_wib_days
+from scm.core.views import export_in_background, within_wib_days
 from scm.extensions import db
 from scm.quota.models import QuotaEntry
 from scm.registration.models import Wapu
@@ -160,9 +160,9 @@ def export_query(found: HistoryFilter, user):
     return stmt.order_by(*NEWEST_FIRST)
 
 
-def history_workbook(stmt, progress=None) -> io.BytesIO:
+def history_workbook(stmt, watch=None) -> io.BytesIO:
     """The rows of ``stmt`` as a workbook in the reader's language, streamed from the database through
-    a temp file (memory stays flat)."""
+    a temp file (memory stays flat); ``watch`` wraps the rows (a task's progress)."""
     sources = {"api": _("API"), "batch": _("batch report"), "file": _("usage file")}
 
     def rows():
@@ -172,7 +172,7 @@ def history_workbook(stmt, progress=None) -> io.BytesIO:
                    _wib(stamped), _wib(released), reason, sources.get(source, source))
 
     with tempfile.TemporaryFile() as file:
-        write_stamps_xlsx(counted(rows(), progress) if progress else rows(), file,
+        write_stamps_xlsx(watch(rows()) if watch else rows(), file,
                           headers=[str(h) for h in EXPORT_HEADERS], title=_("Stamping history"))
         file.seek(0)
         return io.BytesIO(file.read())
