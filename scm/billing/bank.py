@@ -45,6 +45,7 @@ from scm.core.database import insert_or_ignore, utcnow
 from scm.core.errors import ServiceError
 from scm.core.formatting import format_rupiah, today_wib
 from scm.core.services import record_audit, register_audit_action
+from scm.core.uploads import size_problem
 from scm.extensions import db
 from scm.stamping.usage_import import RowError
 
@@ -216,10 +217,9 @@ HELD_KIND = "bank"  # statements held between their upload and their reading in 
 
 def check_size(data: bytes) -> None:
     """Refuse an empty statement or one over MAX_BYTES (before it is held or read)."""
-    if not data:
-        raise _refuse(_l("The file is empty."))
-    if len(data) > MAX_BYTES:
-        raise _refuse(_l("The file is larger than %(mb)d MB.", mb=MAX_BYTES // (1024 * 1024)))
+    problem = size_problem(data, MAX_BYTES)
+    if problem:
+        raise _refuse(problem[1])
 
 
 def read_statement(data: bytes, bank: str, *, account: str = "", name: str = "") -> ParsedStatement:

@@ -54,14 +54,21 @@ def read_pdf_upload(file_storage, field="contract_file") -> Upload:
     return check_pdf(data, name, field)
 
 
-def check_pdf(data: bytes, original_name: str, field="contract_file") -> Upload:
-    limit = current_app.config["MAX_UPLOAD_BYTES"]
+def size_problem(data: bytes, limit: int):
+    """(code, message) when an upload is empty or larger than ``limit`` bytes, else None: every upload
+    (contracts, usage files, bank statements) is refused by this before anything else is read."""
     if not data:
-        raise ServiceError(_l("The file is empty."), field=field, code="empty_file")
+        return "empty_file", _l("The file is empty.")
     if len(data) > limit:
-        raise ServiceError(
-            _l("The file is larger than %(mb)d MB.", mb=limit // (1024 * 1024)), field=field, code="file_too_large"
-        )
+        return "file_too_large", _l("The file is larger than %(mb)d MB.", mb=limit // (1024 * 1024))
+    return None
+
+
+def check_pdf(data: bytes, original_name: str, field="contract_file") -> Upload:
+    problem = size_problem(data, current_app.config["MAX_UPLOAD_BYTES"])
+    if problem:
+        code, message = problem
+        raise ServiceError(message, field=field, code=code)
     # A PDF starts with "%PDF-" (within the first KiB) and ends with "%%EOF".
     if b"%PDF-" not in data[:1024] or b"%%EOF" not in data[-2048:]:
         raise ServiceError(_l("The file is not a PDF document."), field=field, code="not_pdf")

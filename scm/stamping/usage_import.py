@@ -26,6 +26,7 @@ from scm.core.database import utcnow
 from scm.core.errors import ServiceError
 from scm.core.formatting import WIB, format_number
 from scm.core.services import record_audit, register_audit_action
+from scm.core.uploads import size_problem
 from scm.core.xlsx import TooManyRows, UnsafeWorkbook, xlsx_rows
 from scm.extensions import db
 from scm.quota.models import QuotaAccount
@@ -160,10 +161,9 @@ class ImportResult:
 
 def check_size(data: bytes) -> None:
     """Refuse an empty file or one over MAX_BYTES (before it is held or read)."""
-    if not data:
-        raise _refuse(_l("The file is empty."))
-    if len(data) > MAX_BYTES:
-        raise _refuse(_l("The file is larger than %(mb)d MB.", mb=MAX_BYTES // (1024 * 1024)))
+    problem = size_problem(data, MAX_BYTES)
+    if problem:
+        raise _refuse(problem[1])
 
 
 def read_usage_file(data: bytes, name: str = "", *, now=None, allow_old=False) -> UsageFile:
