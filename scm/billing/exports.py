@@ -5,7 +5,6 @@ language. WeasyPrint loads nothing but the app's own static files (``StaticFiles
 """
 
 import mimetypes
-import tempfile
 import threading
 from datetime import date
 from itertools import chain, islice
@@ -25,7 +24,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse, path2url
 
 from scm.billing.models import LineKind, MinimumPolicy
 from scm.core.formatting import WIB, format_day, format_number, format_rupiah
-from scm.core.xlsx import text_cell
+from scm.core.xlsx import text_cell, written
 from scm.registration.validators import format_npwp
 from scm.stamping.models import document_type_label
 
@@ -279,10 +278,7 @@ def _summary_values(row):
 
 def _saved(workbook) -> bytes:
     """The workbook's bytes, saved through a temporary file (one copy in memory, not two)."""
-    with tempfile.TemporaryFile() as file:
-        workbook.save(file)
-        file.seek(0)
-        return file.read()
+    return written(workbook.save)
 
 
 def _month_workbook(period, summary_rows, stamp_rows, max_rows_per_sheet):

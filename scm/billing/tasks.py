@@ -2,8 +2,6 @@
 runs (``scm/core/background.py``: billing run, issue all, workbook, ZIP, combined PDF); each is
 safe to run again."""
 
-import os
-import tempfile
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
@@ -20,6 +18,7 @@ from scm.core.errors import ServiceError
 from scm.core.formatting import today_wib
 from scm.core.services import notify, register_notification
 from scm.core.uploads import Upload, release_held_upload, take_held_upload
+from scm.core.xlsx import written
 from scm.extensions import db
 from scm.stamping.models import Stamp, StampState
 
@@ -125,15 +124,9 @@ def month_workbook_task(task):
         Stamp.state == StampState.STAMPED, Stamp.stamped_at >= start, Stamp.stamped_at < end)).scalar()
 
     task.progress(0, total, STAMPS, force=True)
-    handle, path = tempfile.mkstemp(suffix=".xlsx")
-    os.close(handle)
-    try:
-        exports.write_month_workbook(path, period, reports.month_overview(period, today_wib()),
-                                    task.counted(reports.stamp_rows(period), total, STAMPS))
-        with open(path, "rb") as file:
-            data = file.read()
-    finally:
-        os.unlink(path)
+    data = written(lambda file: exports.write_month_workbook(
+        file, period, reports.month_overview(period, today_wib()),
+        task.counted(reports.stamp_rows(period), total, STAMPS)))
     db.session.rollback()
     with unit_of_work():
         task.finish({"month": month_key(period), "stamps": total},

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import tempfile
 import zipfile
 
 from openpyxl import Workbook, load_workbook
@@ -10,6 +11,15 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+def written(write) -> bytes:
+    """The bytes ``write(file)`` writes, through a temporary file (a big workbook is built on disk,
+    not beside its own copy in memory)."""
+    with tempfile.TemporaryFile() as file:
+        write(file)
+        file.seek(0)
+        return file.read()
 
 
 def text_cell(sheet, value):

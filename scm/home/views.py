@@ -1,7 +1,6 @@
 """Pages that span the features: the dashboard, notifications, the audit log and the scheduled jobs."""
 
 import io
-import tempfile
 
 from flask import render_template, request, send_file
 from flask_babel import gettext as _
@@ -17,7 +16,7 @@ from scm.core.formatting import WIB, today_wib
 from scm.core.models import AuditLog, Notification
 from scm.core.services import audit_action_label, audit_text
 from scm.core.views import export_in_background, paginate, within_wib_days
-from scm.core.xlsx import csv_lines, write_rows_xlsx
+from scm.core.xlsx import csv_lines, write_rows_xlsx, written
 from scm.extensions import db
 from scm.home import bp
 from scm.home.forms import AuditFilterForm
@@ -129,11 +128,12 @@ def audit_file(stmt, fmt, watch=None) -> io.BytesIO:
     if watch:
         rows = watch(rows)
     headers = [str(h) for h in AUDIT_HEADERS]
-    with tempfile.TemporaryFile() as file:
+
+    def write(file):
         if fmt == "csv":
             for line in csv_lines(headers, rows):
                 file.write(line.encode("utf-8"))
         else:
             write_rows_xlsx(rows, file, headers, title=_("Audit log"), widths=(19, 28, 28, 26, 14, 10, 24, 60, 60, 15))
-        file.seek(0)
-        return io.BytesIO(file.read())
+
+    return io.BytesIO(written(write))

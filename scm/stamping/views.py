@@ -3,7 +3,6 @@ and each stamp's life; the distributor admin's usage-report import."""
 
 import io
 import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -27,6 +26,7 @@ from scm.core.formatting import WIB
 from scm.core.models import BackgroundTask, TaskState
 from scm.core.uploads import Upload, hold_upload, take_held_upload
 from scm.core.views import export_in_background, within_wib_days
+from scm.core.xlsx import written
 from scm.extensions import db
 from scm.quota.models import QuotaEntry
 from scm.registration.models import Wapu
@@ -171,11 +171,9 @@ def history_workbook(stmt, watch=None) -> io.BytesIO:
             yield (serial, code, str(state.label), document_type_label(document_type), number, date, _wib(reserved),
                    _wib(stamped), _wib(released), reason, sources.get(source, source))
 
-    with tempfile.TemporaryFile() as file:
-        write_stamps_xlsx(watch(rows()) if watch else rows(), file,
-                          headers=[str(h) for h in EXPORT_HEADERS], title=_("Stamping history"))
-        file.seek(0)
-        return io.BytesIO(file.read())
+    return io.BytesIO(written(lambda file: write_stamps_xlsx(
+        watch(rows()) if watch else rows(), file, headers=[str(h) for h in EXPORT_HEADERS],
+        title=_("Stamping history"))))
 
 
 def _wib(moment):
