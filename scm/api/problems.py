@@ -55,7 +55,14 @@ def bearer_token() -> str | None:
 
 
 def json_body():
-    """The request's JSON object; 413 when too large, 400 when not JSON, 422 when not an object."""
+    """The request's JSON object; 413 when too large, 400 when not JSON, 422 when not an object.
+    Read once per request: a call run once more (``run_once_more_on_conflict``) gets the same object."""
+    if "api_body" not in g:
+        g.api_body = _read_json_body()
+    return g.api_body
+
+
+def _read_json_body():
     limit = current_app.config["API_MAX_BODY_BYTES"]
     if request.content_length is not None and request.content_length > limit:
         raise ApiProblem(413, "payload_too_large", "Request body too large", f"At most {limit} bytes.")

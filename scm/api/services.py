@@ -4,11 +4,11 @@ import secrets
 from datetime import timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from scm.api.models import ApiToken, hash_token
 from scm.auth.models import Role
-from scm.core.database import unit_of_work, utcnow
+from scm.core.database import in_unit_of_work, unit_of_work, utcnow
 from scm.core.errors import ServiceError
 from scm.core.services import record_audit, register_audit_action
 from scm.extensions import db
@@ -57,18 +57,25 @@ def revoke_token(token: ApiToken, actor) -> None:
 def authenticate_token(plaintext: str):
     """The active token (a row with ``id``, ``wapu_id``) for a bearer string, or None.
 
-    ``last_used_at`` is written at most once a minute, in its own short transaction.
+    Inside a unit of work (the stamping calls look the token up as the first statement of their own
+    transaction) ``last_used_at`` is written there; outside, in its own short transaction. Either
+    way at most once a minute.
     """
     if not plaintext or len(plaintext) > 200:
         return None
-    token = db.session.execute(
-        select(ApiToken.id, ApiToken.wapu_id, ApiToken.last_used_at)
-        .where(ApiToken.token_hash == hash_token(plaintext), ApiToken.revoked_at.is_(None))
-    ).first()
+    token = db.session.connection().execute(_FIND_TOKEN, {"p_hash": hash_token(plaintext)}).first()
     if token is None:
         return None
     now = utcnow()
     if token.last_used_at is None or token.last_used_at < now - LAST_USED_GRANULARITY:
-        with unit_of_work():
-            db.session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
+        touch = update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
+        if in_unit_of_work():
+            db.session.execute(touch)
+        else:
+            with unit_of_work():
+                db.session.execute(touch)
     return token
+
+
+_FIND_TOKEN = (select(ApiToken.id, ApiToken.wapu_id, ApiToken.last_used_at)
+               .where(ApiToken.token_hash == bindparam("p_hash"), ApiToken.revoked_at.is_(None)))

@@ -38,17 +38,39 @@ def _refusal(error):
     return problem_response(status_for(error.code), error.code, str(error.message), **getattr(error, "extra", {}))
 
 
+def _authenticate():
+    """Authenticate ``Authorization: Bearer <token>``; session cookies do not count here."""
+    token = authenticate_token(bearer_token())
+    if token is None:
+        raise ApiProblem(401, "invalid_token", "Unauthorized",
+                         "Send a valid, unrevoked API token as 'Authorization: Bearer <token>'.")
+    g.api_token_id, g.api_wapu_id = token.id, token.wapu_id
+
+
 def token_required(view):
-    """Authenticate with ``Authorization: Bearer <token>``; session cookies do not count here."""
+    """A call that reads: the token is authenticated, then the view runs."""
 
     @wraps(view)
     def wrapped(*args, **kwargs):
-        token = authenticate_token(bearer_token())
-        if token is None:
-            raise ApiProblem(401, "invalid_token", "Unauthorized",
-                             "Send a valid, unrevoked API token as 'Authorization: Bearer <token>'.")
-        g.api_token_id, g.api_wapu_id = token.id, token.wapu_id
+        _authenticate()
         return view(*args, **kwargs)
+
+    return wrapped
+
+
+def token_and_unit_of_work(view):
+    """A call that changes stamps: one unit of work whose first statement authenticates the token
+    (no read transaction of its own before it), run once more after a unique-key race
+    (``run_once_more_on_conflict``). The view returns its answer inside the transaction; a refusal
+    it raises rolls everything back, one it returns is committed with what was done."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        def attempt():
+            _authenticate()
+            return view(*args, **kwargs)
+
+        return run_once_more_on_conflict(attempt)
 
     return wrapped
 
@@ -76,7 +98,7 @@ def quota():
 
 
 @bp.post("/stamps")
-@token_required
+@token_and_unit_of_work
 def reserve():
     """Reserve one e-Meterai for a serial (201); an identical retry answers 200 with the same stamp."""
     body = json_body()
@@ -86,7 +108,7 @@ def reserve():
     date = check.timestamp(body, "document_date", required=False)
     data.document_date = date.isoformat() if date else None
     check.raise_if_any()
-    stamp, created = run_once_more_on_conflict(lambda: reserve_stamp(g.api_wapu_id, g.api_token_id, data=data))
+    stamp, created = reserve_stamp(g.api_wapu_id, g.api_token_id, data=data)
     return jsonify(stamp_json(stamp)), 201 if created else 200
 
 
@@ -99,19 +121,19 @@ def _serial_or_404(serial):
 
 
 @bp.post("/stamps/<serial>/commit")
-@token_required
+@token_and_unit_of_work
 def commit(serial):
     """Mark a reservation stamped (quota consumed). Idempotent."""
     _serial_or_404(serial)
-    stamp, outcome = run_once_more_on_conflict(lambda: commit_stamp(g.api_wapu_id, serial))
-    if outcome == "expired":
-        raise StampError("reservation_released", "The reservation expired and was released; reserve again.",
-                         state=stamp.state.value)
+    stamp, outcome = commit_stamp(g.api_wapu_id, serial)
+    if outcome == "expired":  # released now, and that is kept: the refusal is returned, not raised
+        return _refusal(StampError("reservation_released", "The reservation expired and was released; reserve again.",
+                                   state=stamp.state.value))
     return jsonify(stamp_json(stamp)), 200
 
 
 @bp.post("/stamps/<serial>/release")
-@token_required
+@token_and_unit_of_work
 def release(serial):
     """Give a reservation back (the stamp failed). Idempotent."""
     _serial_or_404(serial)
@@ -119,12 +141,12 @@ def release(serial):
     check = Checker()
     reason = check.string(body, "reason", required=False, max_len=200) or "released by client"
     check.raise_if_any()
-    stamp, _ = run_once_more_on_conflict(lambda: release_stamp(g.api_wapu_id, serial, reason=reason))
+    stamp, _ = release_stamp(g.api_wapu_id, serial, reason=reason)
     return jsonify(stamp_json(stamp)), 200
 
 
 @bp.post("/stamps/batch")
-@token_required
+@token_required  # a thousand events are checked before the write transaction begins
 def batch():
     """Report stamps after the fact: ``stamped`` consumes one e-Meterai, ``failed`` nothing."""
     from flask import current_app

@@ -156,9 +156,10 @@ def own_transaction():
             yield conn
 
 
-def _upsert(table, values: dict):
-    """The dialect's INSERT of ``values`` (SQLite and PostgreSQL both speak ON CONFLICT)."""
-    if is_sqlite():
+def _upsert(table, values: dict, dialect=None):
+    """The dialect's INSERT of ``values`` (SQLite and PostgreSQL both speak ON CONFLICT); ``dialect``
+    names it when there is no app (a statement built once, at import)."""
+    if (dialect or db.engine.dialect.name) == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:
         from sqlalchemy.dialects.postgresql import insert
@@ -171,11 +172,11 @@ def insert_or_touch(table, values: dict, key: str, touch: dict):
     return _upsert(table, values).on_conflict_do_update(index_elements=[key], set_=touch)
 
 
-def insert_or_ignore(table, values: dict, keys):
+def insert_or_ignore(table, values: dict, keys, dialect=None):
     """An INSERT of ``values`` into ``table`` that does nothing when a row with the same unique
     ``keys`` exists already (``INSERT ... ON CONFLICT DO NOTHING``). Add ``.returning(...)`` to learn
     whether it inserted: the rowcount is not reliable on every driver."""
-    return _upsert(table, values).on_conflict_do_nothing(index_elements=list(keys))
+    return _upsert(table, values, dialect).on_conflict_do_nothing(index_elements=list(keys))
 
 
 def count_rows(stmt, limit=None) -> int:

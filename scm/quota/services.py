@@ -56,10 +56,11 @@ _INSERT_ENTRY = insert(_ENTRIES)
 _MOVES = {}
 
 
-def _move_statement(columns, guarded):
+def _move_statement(columns, guarded, only_if=None):
     """The account UPDATE for a set of columns, built once and reused (the hot path of stamping):
-    ``SET col = col + :d_col ... WHERE wapu_id = :p_wapu [AND available >= :p_minimum] RETURNING``."""
-    key = (columns, guarded)
+    ``SET col = col + :d_col ... WHERE wapu_id = :p_wapu [AND available >= :p_minimum] [AND only_if]
+    RETURNING``."""
+    key = (columns, guarded, only_if)
     if key not in _MOVES:
         stmt = (
             update(_ACCOUNTS)
@@ -69,15 +70,20 @@ def _move_statement(columns, guarded):
         )
         if guarded:
             stmt = stmt.where(_ACCOUNTS.c.available >= bindparam("p_minimum"))
+        if only_if is not None:
+            stmt = stmt.where(only_if)
         _MOVES[key] = stmt
     return _MOVES[key]
 
 
-def move_quota(wapu_id, actor_id, *, kind, quantity, key, reference, changes, minimum=None, now=None) -> int:
+def move_quota(wapu_id, actor_id, *, kind, quantity, key, reference, changes, minimum=None, now=None,
+               only_if=None, only_if_params=None) -> int:
     """The one way quota moves: a conditional UPDATE of the account and its ledger entry.
 
     ``changes`` maps account columns to deltas; ``minimum`` refuses the move unless ``available``
-    is at least that much (raising ``InsufficientQuota``, nothing changed). The database's unique
+    is at least that much (raising ``InsufficientQuota``, nothing changed). ``only_if`` is one more
+    condition of the same UPDATE (a clause built once, with ``only_if_params`` for its bind
+    parameters): unmet, the move is refused the same way, and the caller says why. The database's unique
     (kind, key) raises IntegrityError for a duplicate: the caller's transaction then rolls back
     whole. Returns the available balance after the move.
     """
@@ -86,8 +92,9 @@ def move_quota(wapu_id, actor_id, *, kind, quantity, key, reference, changes, mi
     params = {"p_wapu": wapu_id, "p_now": now, **{f"d_{c}": changes[c] for c in columns}}
     if minimum is not None:
         params["p_minimum"] = minimum
+    params.update(only_if_params or {})
     connection = db.session.connection()
-    row = connection.execute(_move_statement(columns, minimum is not None), params).first()
+    row = connection.execute(_move_statement(columns, minimum is not None, only_if), params).first()
     if row is None:
         raise InsufficientQuota(_l("Not enough quota available."))
     connection.execute(_INSERT_ENTRY, {

@@ -16,7 +16,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, exists, func, insert, select, update
 
-from scm.core.database import unit_of_work, utcnow
+from scm.core.database import insert_or_ignore, is_sqlite, unit_of_work, utcnow
 from scm.core.errors import ServiceError
 from scm.core.formatting import to_wib, today_wib
 from scm.extensions import db
@@ -34,7 +34,10 @@ RELEASE = {"reserved": -1, "available": 1}
 # The hot path's statements, built once (plain Core on the table, RETURNING the stamp).
 _STAMPS = Stamp.__table__
 _FIND = select(_STAMPS).where(_STAMPS.c.serial == bindparam("p_serial"))
-_INSERT = insert(_STAMPS).returning(*_STAMPS.c)
+# INSERT ... ON CONFLICT (serial) DO NOTHING RETURNING: the new row, or nothing when the serial exists
+# (on PostgreSQL after waiting for a concurrent insert of the same serial to commit or roll back).
+_INSERT_NEW = {dialect: insert_or_ignore(_STAMPS, {}, ["serial"], dialect=dialect).returning(*_STAMPS.c)
+               for dialect in ("sqlite", "postgresql")}
 _COMMIT = (
     update(_STAMPS)
     .where(_STAMPS.c.serial == bindparam("p_serial"), _STAMPS.c.wapu_id == bindparam("p_wapu_id"),
@@ -50,13 +53,16 @@ _RELEASE = (
     .returning(*_STAMPS.c)
 )
 _RELEASE_EXPIRED = _RELEASE.where(_STAMPS.c.expires_at <= bindparam("p_now"))
+_IN_FORCE = exists().where(Contract.wapu_id == Wapu.id, Contract.start_date <= bindparam("p_today"),
+                           Contract.end_date >= bindparam("p_today"),
+                           (Contract.ended_from.is_(None)) | (Contract.ended_from > bindparam("p_today")))
 _ACTIVE = (
     select(func.count()).select_from(Wapu)
-    .where(Wapu.id == bindparam("p_wapu_id"), Wapu.status == WapuStatus.ACTIVE,
-           exists().where(Contract.wapu_id == Wapu.id, Contract.start_date <= bindparam("p_today"),
-                          Contract.end_date >= bindparam("p_today"),
-                          (Contract.ended_from.is_(None)) | (Contract.ended_from > bindparam("p_today"))))
+    .where(Wapu.id == bindparam("p_wapu_id"), Wapu.status == WapuStatus.ACTIVE, _IN_FORCE)
 )
+# The same rule as one more condition of the reservation's account UPDATE (no statement of its own).
+_ACCOUNT_ACTIVE = exists().where(Wapu.id == QuotaAccount.__table__.c.wapu_id, Wapu.status == WapuStatus.ACTIVE,
+                                 _IN_FORCE)
 
 
 def _run(stmt, **params):
@@ -109,26 +115,33 @@ def _available(wapu_id):
 
 def reserve_stamp(wapu_id, token_id, *, data: StampInput, now=None):
     """Reserve one e-Meterai for ``data.serial``. Returns ``(stamp, created)``; an identical retry
-    returns the first stamp with ``created`` False."""
+    returns the first stamp with ``created`` False.
+
+    Four statements when it succeeds: the stamp's INSERT (nothing when the serial exists), the
+    account's UPDATE guarded by the quota and by the WAPU being active with a contract in force
+    today, the ledger entry and the summary. A refusal then says why, and the caller's unit of
+    work rolls the INSERT back."""
     now = now or utcnow()
     fp = fingerprint(data.serial, data.document_type, data.document_number, data.document_date)
-    existing = _stamp_by_serial(data.serial)
-    if existing is not None:
-        if existing.wapu_id == wapu_id and existing.fingerprint == fp and existing.source == "api":
-            return existing, False
-        raise StampError("serial_conflict", _l("This serial was already used with other content."))
-    check_wapu_active(wapu_id, to_wib(now).date())
     ttl = timedelta(minutes=current_app.config["RESERVATION_MINUTES"])
     stamp = _run(
-        _INSERT, serial=data.serial, wapu_id=wapu_id, state=StampState.RESERVED, document_type=data.document_type,
+        _INSERT_NEW["sqlite" if is_sqlite() else "postgresql"],
+        serial=data.serial, wapu_id=wapu_id, state=StampState.RESERVED, document_type=data.document_type,
         document_number=data.document_number, document_date=data.document_date, fingerprint=fp, source="api",
         token_id=token_id, reserved_at=now, expires_at=now + ttl, stamped_at=None, released_at=None,
         release_reason=None, occurred_at=now, created_at=now,
-    ).one()
+    ).first()
+    if stamp is None:
+        existing = _stamp_by_serial(data.serial)
+        if existing.wapu_id == wapu_id and existing.fingerprint == fp and existing.source == "api":
+            return existing, False
+        raise StampError("serial_conflict", _l("This serial was already used with other content."))
+    today = to_wib(now).date()
     try:
         move_quota(wapu_id, None, kind=EntryKind.RESERVE, quantity=1, key=data.serial, reference=data.serial,
-                   changes=RESERVE, minimum=1, now=now)
+                   changes=RESERVE, minimum=1, now=now, only_if=_ACCOUNT_ACTIVE, only_if_params={"p_today": today})
     except InsufficientQuota:
+        check_wapu_active(wapu_id, today)
         raise StampError("insufficient_quota", _l("No quota available."),
                          available=_available(wapu_id)) from None
     record_new(wapu_id, StampState.RESERVED, now)

@@ -5,6 +5,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, text, update
 
 from scm import create_app
+from scm.api.limits import SweptMemoryStorage
 from scm.core.database import unit_of_work
 from scm.core.models import AuditLog, OutboxEmail
 from scm.core.services import deliver_outbox
@@ -295,6 +298,32 @@ def test_without_shared_storage_each_node_counts_alone(app, factory):
         check_ok(api.get("/quota"))
     for api in nodes:
         check_problem(api.get("/quota"), 429, "rate_limited")
+
+
+def test_in_memory_counting_starts_no_thread_per_request(app, factory):
+    """limits' own memory storage started a timer thread on almost every request; ours sweeps in the request."""
+    token = new_token(app, factory.wapu(745)["id"])
+    limited = _app_like(app, API_RATE_LIMIT="100 per minute")
+    (limiter,) = limited.extensions["limiter"]
+    assert isinstance(limiter.storage, SweptMemoryStorage)
+    api = _rate_limited(limited, token)
+    check_ok(api.get("/quota"))
+    before = set(threading.enumerate())
+    for _ in range(20):
+        check_ok(api.get("/quota"))
+    assert [t for t in threading.enumerate() if t not in before and isinstance(t, threading.Timer)] == []
+
+
+def test_the_memory_storage_forgets_windows_nobody_reads_again():
+    storage = SweptMemoryStorage("scm-memory://")
+    storage.timer.join()  # limits' first sweep, started by its constructor, is over
+    storage.incr("token:old", expiry=0.001)
+    time.sleep(0.01)
+    storage.incr("token:recent", expiry=60)
+    assert "token:old" in storage.storage  # not yet: a sweep runs at most once a minute
+    storage.swept_at -= storage.SWEEP_SECONDS
+    storage.incr("token:recent", expiry=60)
+    assert "token:old" not in storage.storage and storage.get("token:recent") == 2
 
 
 def test_the_openapi_document_describes_the_rate_limit(app):
