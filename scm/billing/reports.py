@@ -42,6 +42,11 @@ def month_wapus(period: date):
             .order_by(Wapu.code))
 
 
+def listed_wapus(wapu_ids):
+    """SELECT (id, code) of the WAPUs ``wapu_ids`` in code order: a report computed for all of them pages it."""
+    return select(Wapu.id, Wapu.code).where(Wapu.id.in_(list(wapu_ids))).order_by(Wapu.code)
+
+
 def month_totals(period: date) -> dict:
     """The month's drafts and issued invoices: how many and their total, in one query."""
     totals = dict(drafts=0, drafts_total=0, issued=0, issued_total=0)
@@ -115,8 +120,13 @@ def wapu_dashboard(wapu: Wapu, today: date) -> dict:
     )
 
 
+DASHBOARD_BELOW, DASHBOARD_TOP = 10, 5  # WAPUs the dashboard shows; the shortfall report lists them all
+
+
 def distributor_dashboard(today: date) -> dict:
-    """Use per WAPU this month, quota issued against consumed per month, receivables."""
+    """This month's use against the minimum of the WAPUs furthest below it (``below``, of
+    ``below_count``) and of the highest users (``top``): ``checks`` is both, for the table; quota
+    issued against consumed per month; receivables."""
     months = months_back(today, 12)
     first, _ = month_bounds(months[0])
     issued_month = wib_month(QuotaEntry.created_at)
@@ -137,8 +147,13 @@ def distributor_dashboard(today: date) -> dict:
         ).where(Invoice.state.in_(OPEN_STATES))
     ).one()
     checks = check_month(month_of(today), today)
+    below = sorted((c for c in checks if c.minimum and c.below), key=lambda c: (c.projected - c.minimum, c.wapu.code))
+    top = sorted((c for c in checks if c.projected), key=lambda c: (-c.projected, c.wapu.code))[:DASHBOARD_TOP]
+    shown_below = below[:DASHBOARD_BELOW]
+    listed = {c.wapu.id for c in shown_below}
     return dict(
-        checks=checks,
+        month=month_of(today), below=shown_below, below_count=len(below), top=top,
+        checks=shown_below + [c for c in top if c.wapu.id not in listed],
         quota_months=[(month, int(issued.get(f"{month.year:04d}-{month.month:02d}", 0) or 0),
                        consumed.get(month, 0)) for month in months],
         open_count=receivables[0], open_total=int(receivables[1]), overdue_count=int(receivables[2]),
@@ -167,11 +182,15 @@ def dashboard_panel(user, today: date) -> dict:
 
     if user.is_distributor:
         data = distributor_dashboard(today)
-        checks = [check for check in data["checks"] if check.minimum or check.used]
-        data["use_chart"] = charts.horizontal_bars(
-            [(f"{c.wapu.code} {c.wapu.name}", c.projected, f"{c.wapu.code} {c.wapu.name}") for c in checks],
-            minimum=max((c.minimum for c in checks), default=None) or None,
-            title=_("Projected use this month per WAPU"), fmt=format_number)
+
+        def use_chart(checks, title, zeros=False):
+            return charts.horizontal_bars(
+                [(f"{c.wapu.code} {c.wapu.name}", c.projected, f"{c.wapu.code} {c.wapu.name}") for c in checks],
+                minimum=max((c.minimum for c in checks), default=None) or None, title=title, fmt=format_number,
+                zeros=zeros)
+
+        data["below_chart"] = use_chart(data["below"], _("WAPUs below the minimum"), zeros=True)
+        data["top_chart"] = use_chart(data["top"], _("Highest use"))
         data["quota_chart"] = charts.paired_bars(
             [(label(month), issued, consumed) for month, issued, consumed in data["quota_months"]],
             series=(_("Quota issued"), _("Consumed")), title=_("Quota issued and consumed per month"),

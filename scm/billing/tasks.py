@@ -20,6 +20,7 @@ from scm.core.services import notify, register_notification
 from scm.core.uploads import Upload, release_held_upload, take_held_upload
 from scm.core.xlsx import written
 from scm.extensions import db
+from scm.registration.models import Wapu
 from scm.stamping.models import Stamp, StampState
 
 register_notification("minimum_warning", _l(
@@ -51,7 +52,7 @@ def send_minimum_warnings(today) -> int:
                                               projected=check.projected, minimum=check.minimum))
         except IntegrityError:  # another scheduler warned it just now
             continue
-        notify(finance_contacts(check.wapu), "minimum_warning", "/", month=month_key(check.month), used=check.used,
+        notify(finance_contacts(db.session.get(Wapu, check.wapu.id)), "minimum_warning", "/", month=month_key(check.month), used=check.used,
                projected=check.projected, minimum=check.minimum)
         sent += 1
     return sent

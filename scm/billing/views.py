@@ -33,7 +33,7 @@ from scm.core.views import field_error, paginate
 from scm.extensions import db
 from scm.registration.models import Contract, Wapu
 
-MONTH_PAGE = 50  # WAPUs per page of the month (a distributor has about 400)
+MONTH_PAGE = 50  # WAPUs per page of the month and of the shortfall report (a distributor has about 400)
 FINANCE_READERS = (*DISTRIBUTOR_ROLES, Role.WAPU_FIN, Role.WAPU_SPV)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -290,8 +290,11 @@ def shortfall():
     """WAPUs below their minimum in a month (projected while the month runs)."""
     today = today_wib()
     period = _month_or_404(request.args.get("month") or month_key(add_months(month_of(today), -1)))
-    return render_template("billing/shortfall.html", period=period, running=period == month_of(today),
-                           rows=reports.shortfall_rows(period, today))
+    rows = reports.shortfall_rows(period, today)
+    page = paginate(reports.listed_wapus(row["wapu_id"] for row in rows), per_page=MONTH_PAGE, rows=True)
+    shown = {wapu.id for wapu in page.items}
+    return render_template("billing/shortfall.html", period=period, running=period == month_of(today), page=page,
+                           rows=[row for row in rows if row["wapu_id"] in shown])
 
 
 @bp.route("/billing/shortfall.xlsx")

@@ -168,10 +168,11 @@ def paired_bars(points: Sequence, series=SERIES, title="", fmt: Callable = str) 
     return _svg("paired", HEIGHT, title, desc, parts)
 
 
-def horizontal_bars(points: Sequence, minimum=None, title="", fmt: Callable = str) -> Markup:
+def horizontal_bars(points: Sequence, minimum=None, title="", fmt: Callable = str, zeros=False) -> Markup:
     """One horizontal bar per (label, value) or (label, value, full label), e.g. use per WAPU (``W0004 Dinas
-    Pendidikan…`` with the full name on hover); bars below the minimum highlighted."""
-    if not points or not any(point[1] for point in points):
+    Pendidikan…`` with the full name on hover); bars below the minimum highlighted. ``zeros``: values of
+    0 are worth drawing (the WAPUs that used nothing) rather than 'no data'."""
+    if not points or not (zeros or any(point[1] for point in points)):
         return _empty("horizontal", title)
     top, step = _scale(max(max(point[1] for point in points), minimum or 0))
     left, right, bottom = 10 + CHAR_WIDTH * LABEL_CHARS, WIDTH - VALUE_SPACE, PAD_TOP + ROW * len(points)

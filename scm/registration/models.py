@@ -199,6 +199,12 @@ class Wapu(CompanyMixin, TimestampMixin, db.Model):
         return self.created_at.astimezone(WIB).date()
 
 
+def contract_last_day(end_date: date, ended_from: date | None) -> date:
+    """The last WIB day a contract applies: its end date, or the day before it was ended
+    (``Contract.last_day``, for a contract loaded as columns)."""
+    return end_date if ended_from is None else min(end_date, ended_from - timedelta(days=1))
+
+
 class Contract(TimestampMixin, db.Model):
     """The distributor's contract with a WAPU: number, validity and the signed PDF."""
 
@@ -227,9 +233,7 @@ class Contract(TimestampMixin, db.Model):
     @property
     def last_day(self) -> date:
         """The last WIB day it applies: its end date, or the day before it was ended."""
-        if self.ended_from is not None:
-            return min(self.end_date, self.ended_from - timedelta(days=1))
-        return self.end_date
+        return contract_last_day(self.end_date, self.ended_from)
 
     def in_force_on(self, day) -> bool:
         return self.start_date <= day <= self.last_day

@@ -69,7 +69,8 @@ def big_month(app, factory):
 
 
 PAGES = {
-    "DIST_FIN": ["/", "/billing", "/billing/months/{month}", "/billing/invoices", "/billing/aging", "/usage"],
+    "DIST_FIN": ["/", "/billing", "/billing/months/{month}", "/billing/invoices", "/billing/aging",
+                 "/billing/shortfall?month={month}", "/usage"],
     "DIST_ADMIN": ["/", "/admin/audit", "/admin/jobs", "/admin/users", "/billing/settings", "/quota/accounts",
                    "/wapus/{big[id]}/users", "/wapus/{big[id]}/users/new", "/stand-ins"],
     "DIST_SPV": ["/", "/review/registrations", "/purchase-orders", "/wapus", "/stand-ins"],

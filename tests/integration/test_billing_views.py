@@ -195,3 +195,70 @@ def test_month_downloads_wait_for_issued_invoices(app, factory, login_as):
         answer = fin.post(f"/billing/months/{KEY}/{suffix}")
         assert answer.status_code == 302 and answer.headers["Location"].endswith(f"/billing/months/{KEY}")
     assert "belum ada faktur" in fin.get(f"/billing/months/{KEY}").get_data(as_text=True).lower()
+
+
+@pytest.fixture
+def this_month(app, factory, monkeypatch):
+    """Four WAPUs this month against a minimum of 100: two below it (none used, one used), two above."""
+    from datetime import datetime, time
+
+    from scm.core.formatting import WIB
+
+    monkeypatch.setitem(app.config, "MONTHLY_MINIMUM", 100)
+    idle, slow, busy, busiest = (factory.wapu() for _ in range(4))
+    today_start = datetime.combine(today_wib(), time(0, 0, 1), WIB)  # counted whatever the hour
+    with app.app_context():
+        for wapu, count in ((slow, 1), (busy, 150), (busiest, 300)):
+            insert_stamps(wapu["id"], [today_start] * count)
+    return {"idle": idle, "slow": slow, "busy": busy, "busiest": busiest, "key": month_key(month_of(today_wib()))}
+
+
+def test_the_distributor_dashboard_shows_the_wapus_below_the_minimum_and_the_top_ones(app, this_month, login_as,
+                                                                                      monkeypatch):
+    from scm.billing import reports
+
+    monkeypatch.setattr(reports, "DASHBOARD_BELOW", 1)
+    monkeypatch.setattr(reports, "DASHBOARD_TOP", 1)
+    codes = {name: this_month[name]["code"] for name in ("idle", "slow", "busy", "busiest")}
+    for role in (Role.DIST_FIN, Role.DIST_ADMIN, Role.DIST_SPV):
+        page = login_as(role).get("/").get_data(as_text=True)
+        below_chart = page.split('data-testid="below-chart"')[1].split("</svg>")[0]
+        top_chart = page.split('data-testid="top-chart"')[1].split("</svg>")[0]
+        assert codes["idle"] in below_chart and codes["slow"] not in below_chart  # furthest below first, one shown
+        assert codes["busiest"] in top_chart and codes["busy"] not in top_chart
+        assert 'data-testid="below-count">2<' in page
+        table = page.split('data-testid="minimum-table"')[1].split("</table>")[0]
+        assert table.count("<tr") == 3 and table.count('data-below="1"') == 1  # header, idle, busiest
+        assert codes["slow"] not in page and codes["busy"] not in page
+        assert f'href="/billing/shortfall?month={this_month["key"]}"' in page
+
+
+def test_the_shortfall_report_pages_and_its_workbook_has_every_row(app, this_month, login_as, monkeypatch):
+    import io
+
+    from openpyxl import load_workbook
+
+    from scm.billing import views
+
+    monkeypatch.setattr(views, "MONTH_PAGE", 1)
+    fin, key = login_as(Role.DIST_FIN), this_month["key"]
+    first = fin.get(f"/billing/shortfall?month={key}").get_data(as_text=True)
+    second = fin.get(f"/billing/shortfall?month={key}&page=2").get_data(as_text=True)
+    idle, slow = this_month["idle"]["code"], this_month["slow"]["code"]
+    assert idle in first and slow not in first and "Halaman 1 dari 2" in first
+    assert slow in second and idle not in second and "Halaman 2 dari 2" in second
+    assert f"month={key}" in second.split('class="pagination')[1]  # the pager keeps the month
+    for page in (first, second):
+        assert this_month["busy"]["code"] not in page and this_month["busiest"]["code"] not in page
+        assert "2 WAPU di bawah minimum" in page
+    sheet = load_workbook(io.BytesIO(fin.get(f"/billing/shortfall.xlsx?month={key}").data)).active
+    assert [row[0] for row in sheet.iter_rows(min_row=3, values_only=True)] == sorted([idle, slow])
+
+
+def test_a_wapu_user_sees_only_its_own_month_and_not_the_report(app, this_month, login_as):
+    wapu_fin = login_as(Role.WAPU_FIN, wapu_id=this_month["slow"]["id"])
+    page = wapu_fin.get("/").get_data(as_text=True)
+    assert 'data-testid="minimum-status"' in page and 'data-testid="below-chart"' not in page
+    assert all(this_month[name]["code"] not in page for name in ("idle", "busy", "busiest"))
+    assert wapu_fin.get(f"/billing/shortfall?month={this_month['key']}").status_code == 403
+    assert wapu_fin.get(f"/billing/shortfall.xlsx?month={this_month['key']}").status_code == 403

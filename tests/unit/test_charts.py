@@ -238,3 +238,9 @@ def test_progress_gauge_with_no_minimum_or_no_use():
     assert not [e for e in root.iter() if "chart-line-minimum" in classes(e)]
     root = parse(progress_gauge(250, None, projected=500))
     assert "chart-bar-below" not in classes(one(root, "chart-bar"))
+
+
+def test_horizontal_bars_can_draw_zeros():
+    root = parse(horizontal_bars([("PT A", 0), ("PT B", 0)], minimum=100, zeros=True))
+    assert len(bars(root)) == 2 and all("chart-bar-below" in classes(r) for r in bars(root))
+    assert one(root, "chart-line-minimum") is not None and not [e for e in root.iter() if "chart-empty" in classes(e)]
