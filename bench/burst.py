@@ -103,14 +103,13 @@ def bare_server():
     def in_transaction(work):
         conn = connection()
         cur = conn.cursor()
-        found = token(cur)
-        if found is None:
-            if pg:
-                conn.rollback()
-            return jsonify({"code": "invalid_token"}), 401
         if not pg:
             cur.execute("BEGIN IMMEDIATE")
         try:
+            found = token(cur)
+            if found is None:
+                conn.rollback()
+                return jsonify({"code": "invalid_token"}), 401
             answer = work(cur, *found)
         except Exception:
             conn.rollback()
@@ -129,7 +128,8 @@ def bare_server():
                 serial, wapu_id, "reserved", body["document_type"], number, date,
                 fingerprint(serial, body["document_type"], number, date), "api", token_id, q.ts(now),
                 q.ts(now + TTL), None, None, None, q.ts(now), q.ts(now))).fetchone()
-            account = cur.execute(q.reserve_account, (q.ts(now), wapu_id)).fetchone()
+            today = q.day(now)
+            account = cur.execute(q.reserve_account, (q.ts(now), wapu_id, today, today, today)).fetchone()
             cur.execute(q.insert_entry, (account[0], wapu_id, "reserve", 1, serial, serial, None, account[1],
                                          q.ts(now)))
             cur.execute(q.usage, (wapu_id, q.day(now), "reserved", 1))
@@ -174,9 +174,14 @@ class Bare:
         "insert_stamp": (
             "INSERT INTO stamps (serial, wapu_id, state, document_type, document_number, document_date, "
             "fingerprint, source, token_id, reserved_at, expires_at, stamped_at, released_at, release_reason, "
-            f"occurred_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_RETURNING}"),
-        "reserve_account": ("UPDATE quota_accounts SET available = available - 1, reserved = reserved + 1, "
-                            "updated_at = ? WHERE wapu_id = ? AND available >= 1 RETURNING id, available"),
+            "occurred_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"ON CONFLICT (serial) DO NOTHING RETURNING {_RETURNING}"),
+        "reserve_account": (
+            "UPDATE quota_accounts SET available = available - 1, reserved = reserved + 1, updated_at = ? "
+            "WHERE wapu_id = ? AND available >= 1 AND EXISTS (SELECT 1 FROM wapus WHERE wapus.id = "
+            "quota_accounts.wapu_id AND wapus.status = 'active' AND EXISTS (SELECT 1 FROM contracts WHERE "
+            "contracts.wapu_id = wapus.id AND contracts.start_date <= ? AND contracts.end_date >= ? AND "
+            "(contracts.ended_from IS NULL OR contracts.ended_from > ?))) RETURNING id, available"),
         "commit_stamp": ("UPDATE stamps SET state = 'stamped', stamped_at = ?, occurred_at = ? WHERE serial = ? "
                          f"AND wapu_id = ? AND state = 'reserved' AND expires_at > ? RETURNING {_RETURNING}"),
         "commit_account": ("UPDATE quota_accounts SET reserved = reserved - 1, consumed = consumed + 1, "

@@ -4,8 +4,8 @@
                                      [--server auto|gunicorn|werkzeug]
 
 (a) reserve + commit, one stamp at a time, through the service layer exactly as the API views call
-    it (one app context per call, the bearer token authenticated by ``authenticate_token``, then
-    ``run_once_more_on_conflict`` = one unit of work each, then ``stamp_json``), without HTTP;
+    it (one app context per call; in it ``run_once_more_on_conflict`` = one unit of work whose first
+    statement authenticates the bearer token, then the service; then ``stamp_json``), without HTTP;
     against a raw DB-API loop of the equivalent two single-row transactions per stamp (each
     starting with the token's lookup by its hash) on tables of the same shape, with the same
     durability settings.
@@ -110,24 +110,30 @@ def prepare(url, upload_folder, quota):
 
 
 def service_stamps(app, plaintext, serials):
-    """Reserve then commit each serial, as the API views do (one app context per call, the bearer
-    token authenticated first)."""
+    """Reserve then commit each serial, as the API views do: one app context per call, and in it one
+    unit of work whose first statement authenticates the bearer token (``token_and_unit_of_work``)."""
     from scm.api.services import authenticate_token
     from scm.api.views import stamp_json
     from scm.core.database import run_once_more_on_conflict
     from scm.stamping.services import StampInput, commit_stamp, reserve_stamp
 
+    def reserve(data):
+        token = authenticate_token(plaintext)
+        return reserve_stamp(token.wapu_id, token.id, data=data)
+
+    def commit(serial):
+        token = authenticate_token(plaintext)
+        return commit_stamp(token.wapu_id, serial)
+
     for serial in serials:
         data = StampInput(serial=serial, document_type=DOC_TYPE, document_number=f"INV-{serial}",
                           document_date=DOC_DATE)
         with app.app_context():
-            token = authenticate_token(plaintext)
-            stamp, created = run_once_more_on_conflict(lambda d=data, t=token: reserve_stamp(t.wapu_id, t.id, data=d))
+            stamp, created = run_once_more_on_conflict(lambda d=data: reserve(d))
             body = stamp_json(stamp)
         assert created and body["state"] == "reserved", body
         with app.app_context():
-            token = authenticate_token(plaintext)
-            stamp, outcome = run_once_more_on_conflict(lambda s=serial, t=token: commit_stamp(t.wapu_id, s))
+            stamp, outcome = run_once_more_on_conflict(lambda s=serial: commit(s))
             body = stamp_json(stamp)
         assert outcome == "committed" and body["state"] == "stamped", body
 
