@@ -32,12 +32,10 @@ the first app run and prints its hottest functions.
 
 import argparse
 import hashlib
-import http.client
 import json
 import multiprocessing
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -50,6 +48,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.stamps import request  # noqa: E402
 
 TARGET = 0.7
 QUOTA = 5_000_000
@@ -286,27 +286,10 @@ class Gunicorn:
         return total / TICKS
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        from bench.stamps import terminate
+
+        terminate(self.proc, 30)
         self.log.close()
-
-
-def request(port, method, path, body=None, token=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"Content-Type": "application/json", "Connection": "close"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        conn.request(method, path, body=body, headers=headers)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 # ------------------------------------------------------------------------------ the clients
@@ -332,7 +315,7 @@ def client_process(port, token, prefix, threads, start_at, seconds, results):
                                                  ("POST", f"/api/v1/stamps/{serial}/commit", b"{}", 200)):
                 started = time.perf_counter()
                 try:
-                    status, answer = request(port, method, path, data, token)
+                    status, answer = request(port, method, path, data, token, timeout=60)
                 except OSError as error:
                     status, answer = 0, str(error).encode()
                 latencies.append(time.perf_counter() - started)
@@ -383,16 +366,9 @@ def burst(server, token, prefix, clients, seconds):
 # ------------------------------------------------------------------------------ the databases
 
 
-def make_app(url, folder):
-    from scm import create_app
-
-    return create_app("testing", SQLALCHEMY_DATABASE_URI=url, SECRET_KEY="bench", UPLOAD_FOLDER=str(folder),
-                      MAIL_SEND_ON_COMMIT=False)
-
-
 def prepare(url, folder):
     """Migrate, register a WAPU through the services, issue quota, make a token; returns the token."""
-    from bench.stamps import migrate
+    from bench.stamps import dispose, migrate
     from bench.stamps import prepare as prepare_wapu
 
     migrate(url, folder)
@@ -401,18 +377,11 @@ def prepare(url, folder):
     return plaintext
 
 
-def dispose(app):
-    from scm.extensions import db
-
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
 def check_books(url, folder, committed):
     """``verify_books()`` on the database, and every committed serial stamped, no reservation left."""
     from sqlalchemy import func, select
 
+    from bench.stamps import dispose, make_app
     from scm.extensions import db
     from scm.quota.services import verify_books
     from scm.stamping.models import Stamp, StampState

@@ -7,8 +7,8 @@
     it (one app context per call; in it ``run_once_more_on_conflict`` = one unit of work whose first
     statement authenticates the bearer token, then the service; then ``stamp_json``), without HTTP;
     against a raw DB-API loop of the equivalent two single-row transactions per stamp (each
-    starting with the token's lookup by its hash) on tables of the same shape, with the same
-    durability settings.
+    starting with the token's lookup by its hash, each adding to the usage summary) on tables of the
+    same shape, with the same durability settings.
     Also shown, for information: the "floor", the same raw statements run the app's way (app
     context + unit_of_work per transaction), i.e. the best ratio the service could reach.
 (b) ``POST /api/v1/stamps/batch`` with 1,000-event batches to a real server on 127.0.0.1
@@ -199,29 +199,39 @@ class Server:
             time.sleep(0.1)
 
     def request(self, method, path, body=None, token=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
+        return request(self.port, method, path, body, token)
 
     def stop(self):
         if self.proc:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc)
             self.log.close()
         if self.httpd:
             self.httpd.shutdown()
             self.httpd.server_close()
+
+
+def request(port, method, path, body=None, token=None, timeout=300):
+    """One JSON request to 127.0.0.1:``port`` on a new connection; returns ``(status, body)``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    headers = {"Content-Type": "application/json", "Connection": "close"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def terminate(proc, seconds=15):
+    """Stop a server process: SIGTERM, and SIGKILL when it has not exited after ``seconds``."""
+    proc.terminate()
+    try:
+        proc.wait(seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 # ------------------------------------------------------------------------------------ the raw side
@@ -234,6 +244,7 @@ def create_raw_schema(url, quota):
 
     import scm.api.models  # noqa: F401  (registers the tables)
     import scm.quota.models  # noqa: F401
+    import scm.stamping.models  # noqa: F401
     from scm.extensions import db
 
     meta = sa.MetaData()
@@ -242,7 +253,7 @@ def create_raw_schema(url, quota):
     sa.Table("api_tokens", meta, sa.Column("id", sa.Integer, primary_key=True),
              sa.Column("wapu_id", sa.ForeignKey("wapus.id"), nullable=False),
              sa.Column("token_hash", sa.String(64), unique=True, nullable=False))
-    for name in ("quota_accounts", "quota_entries", "stamps"):
+    for name in ("quota_accounts", "quota_entries", "stamps", "usage_daily"):
         db.metadata.tables[name].to_metadata(meta)
     engine = sa.create_engine(url)
     meta.create_all(engine)
@@ -263,13 +274,18 @@ class Sql:
     def __init__(self, pg):
         self.pg = pg
         for name in ("INSERT_STAMP", "INSERT_ENTRY", "RESERVE_ACCOUNT", "COMMIT_STAMP", "COMMIT_ACCOUNT",
-                     "CONSUME_ACCOUNT", "TOKEN"):
+                     "CONSUME_ACCOUNT", "TOKEN", "USAGE", "USAGE_MOVED"):
             text = globals()[name]
             setattr(self, name.lower(), text.replace("?", "%s") if pg else text)
 
     def ts(self, moment):
         """Naive UTC, as the app binds it (a string for SQLite, as SQLAlchemy stores it)."""
         return moment if self.pg else moment.isoformat(" ", "microseconds")
+
+    def day(self, moment):
+        """The WIB day of a naive UTC moment, as the usage summary keys it."""
+        day = (moment + timedelta(hours=7)).date()
+        return day if self.pg else day.isoformat()
 
 
 class Raw:
@@ -319,6 +335,10 @@ COMMIT_STAMP = ("UPDATE stamps SET state = 'stamped', stamped_at = ?, occurred_a
 COMMIT_ACCOUNT = ("UPDATE quota_accounts SET reserved = reserved - 1, consumed = consumed + 1, updated_at = ? "
                   "WHERE wapu_id = ? RETURNING id, available")
 TOKEN = "SELECT id, wapu_id FROM api_tokens WHERE token_hash = ?"
+_USAGE = ("INSERT INTO usage_daily (wapu_id, day, state, count) VALUES {} ON CONFLICT (wapu_id, day, state) "
+          "DO UPDATE SET count = usage_daily.count + excluded.count")
+USAGE = _USAGE.format("(?, ?, ?, ?)")
+USAGE_MOVED = _USAGE.format("(?, ?, ?, ?), (?, ?, ?, ?)")
 CONSUME_ACCOUNT = ("UPDATE quota_accounts SET available = available - ?, consumed = consumed + ?, updated_at = ? "
                    "WHERE wapu_id = ? AND available >= ? RETURNING id, available")
 
@@ -348,16 +368,20 @@ def tx_reserve(cur, q, serial, wapu_id, token_id):
                                  None, t, t))
     account_id, available = cur.execute(q.reserve_account, (t, wapu_id)).fetchall()[0]
     cur.execute(q.insert_entry, (account_id, wapu_id, "reserve", 1, serial, serial, None, available, t))
+    cur.execute(q.usage, (wapu_id, q.day(now), "reserved", 1))
 
 
 def tx_commit(cur, q, serial, wapu_id):
     """Transaction 2: guarded stamp update (reserved -> stamped), account update, ledger entry."""
-    t = q.ts(naive_now())
+    now = naive_now()
+    t = q.ts(now)
     cur.execute(q.commit_stamp, (t, t, serial, wapu_id, t))
     if cur.rowcount != 1:
         raise RuntimeError(f"{serial} was not committed")
     account_id, available = cur.execute(q.commit_account, (t, wapu_id)).fetchall()[0]
     cur.execute(q.insert_entry, (account_id, wapu_id, "commit", 1, serial, serial, None, available, t))
+    day = q.day(now)  # reserved a moment ago: the same day, but for a stamp across midnight
+    cur.execute(q.usage_moved, (wapu_id, day, "reserved", -1, wapu_id, day, "stamped", 1))
 
 
 def raw_stamps(raw, wapu_id, token_id, serials):
@@ -415,6 +439,8 @@ def raw_batch(raw, wapu_id, rows):
             after -= 1
             entries.append((account_id, wapu_id, "consume", 1, row[0], row[0], None, after, t))
         cur.executemany(q.insert_entry, entries)
+        cur.execute(q.usage, (wapu_id, q.day(datetime.fromisoformat(STAMPED_AT).astimezone(timezone.utc)
+                                            .replace(tzinfo=None)), "stamped", n))
 
     raw.transaction(work)
 
@@ -510,7 +536,7 @@ def bench_single(db_name, app_url, raw_url, work, n):
         count = min(n, PROFILE_STAMPS)
         print_profile(f"service loop, {count} stamps (reserve+commit)",
                       lambda: service_stamps(app, plaintext, [f"P{i:07d}" for i in range(count)]))
-    _dispose(app)
+    dispose(app)
     return result
 
 
@@ -518,7 +544,7 @@ def bench_batch(db_name, app_url, raw_url, work, batches, server_kind="auto"):
     """(b) 1,000-event batches over HTTP vs raw executemany of the same rows, interleaved batch by batch."""
     quota = (batches + 1 + PROFILE_BATCHES) * BATCH_SIZE
     app, wapu_id, token_id, plaintext = prepare(app_url, work / "uploads-b", quota)
-    _dispose(app)
+    dispose(app)
     raw_wapu, raw_token = create_raw_schema(raw_url, quota)
     raw = Raw(raw_url)
     bodies = [batch_body("B", b) for b in range(batches)]
@@ -551,11 +577,11 @@ def bench_batch(db_name, app_url, raw_url, work, batches, server_kind="auto"):
                 check_batch_answer(response.status_code, response.get_data())
 
         print_profile(f"the same request in process (Flask test client), {PROFILE_BATCHES} batches", in_process)
-        _dispose(app)
+        dispose(app)
     return result
 
 
-def _dispose(app):
+def dispose(app):
     from scm.extensions import db
 
     with app.app_context():
