@@ -60,7 +60,7 @@ def _move_statement(columns, guarded, only_if=None):
     """The account UPDATE for a set of columns, built once and reused (the hot path of stamping):
     ``SET col = col + :d_col ... WHERE wapu_id = :p_wapu [AND available >= :p_minimum] [AND only_if]
     RETURNING``."""
-    key = (columns, guarded, only_if)
+    key = (columns, guarded, id(only_if))  # a clause compared with == would build SQL, not answer
     if key not in _MOVES:
         stmt = (
             update(_ACCOUNTS)
