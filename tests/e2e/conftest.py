@@ -88,3 +88,4 @@ def log_in(page, email, password=PASSWORD):
     page.locator('[name="password"]').fill(password)
     page.locator("main button[type=submit]").click()
     expect(page.get_by_test_id("whoami")).to_be_attached()
+    page.wait_for_load_state("load")  # the scripts have run: the user menu opens when clicked
