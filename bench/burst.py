@@ -27,7 +27,10 @@ saw committed is stamped and no reservation is left. Target: app >= 0.7 x bare o
 and worker class, zero errors, the books clean.
 
 ``--profile`` records one app worker with py-spy (when installed: ``pip install py-spy``) during
-the first app run and prints its hottest functions.
+the first app run and prints its hottest functions. ``--breakdown`` (alone) runs the app's and the
+bare app's WSGI callables in process on SQLite, prints the CPU per stamp of each, and splits the
+app's time per request by what spends it (a cProfile scaled to the unprofiled time): the token, the
+view and service, the unit of work, the rate limit, the access log, metrics, headers, contexts.
 """
 
 import argparse
@@ -536,6 +539,109 @@ def copy_database(source, target):
         conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
 
 
+# ------------------------------------------------------------------------------ --breakdown
+
+
+CATEGORIES = (  # (label, functions whose cumulative time counts there; first match wins)
+    ("the token's lookup (in the transaction)", ("scm/api/views.py:_authenticate",)),
+    ("the view and the service (four statements through SQLAlchemy Core)",
+     ("scm/api/views.py:reserve", "scm/api/views.py:commit")),
+    ("rate limit (Flask-Limiter: check, headers)",
+     ("flask_limiter/_extension.py:_check_request_limit", "flask_limiter/_extension.py:__inject_headers")),
+    ("access log (JSON line)", ("scm/core/logs.py:log_request",)),
+    ("metrics (Prometheus counters)", ("scm/core/metrics.py:count_request",)),
+    ("security headers", ("scm/core/__init__.py:security_headers",)),
+    ("request id", ("scm/core/logs.py:assign_request_id",)),
+    ("session and login cookies", ("flask/sessions.py:save_session", "flask_login/login_manager.py:_update_remember_cookie")),
+    ("request and app contexts, teardown (Flask-SQLAlchemy session removed)",
+     ("flask/ctx.py:push", "flask/ctx.py:pop")),
+)
+
+
+def _environs(token, prefix, n):
+    from werkzeug.test import EnvironBuilder
+
+    def environ(path, body):
+        return EnvironBuilder(path=path, method="POST", data=body, content_type="application/json",
+                              headers={"Authorization": f"Bearer {token}"}).get_environ()
+
+    pairs = []
+    for i in range(n):
+        serial = f"{prefix}{i:06d}"
+        body = json.dumps({"serial": serial, "document_type": DOC_TYPE, "document_number": f"INV-{serial}",
+                           "document_date": DOC_DATE}).encode()
+        pairs.append((environ("/api/v1/stamps", body), environ(f"/api/v1/stamps/{serial}/commit", b"{}")))
+    return pairs
+
+
+def _run_wsgi(app, pairs):
+    """Reserve and commit through the WSGI callable (no HTTP); returns the CPU seconds it took."""
+    answers = []
+
+    def start_response(status, headers, exc_info=None):
+        answers.append(status)
+
+    started = time.process_time()
+    for reserve_env, commit_env in pairs:
+        b"".join(app(reserve_env, start_response))
+        b"".join(app(commit_env, start_response))
+    spent = time.process_time() - started
+    if any(not status.startswith(("200", "201")) for status in answers):
+        raise RuntimeError(f"refused: {[s for s in answers if not s.startswith(('200', '201'))][:3]}")
+    return spent
+
+
+def breakdown(folder, n=300):
+    """The app's WSGI callable against the bare app's, in process (CPU per stamp), and where the app's
+    time goes by cProfile, scaled to the unprofiled CPU time."""
+    import cProfile
+    import logging
+    import pstats
+
+    url, bare_url = f"sqlite:///{folder / 'app.sqlite3'}", f"sqlite:///{folder / 'bare.sqlite3'}"
+    token = prepare(url, folder / "uploads")
+    copy_database(url, bare_url)
+    from scm import create_app
+
+    app = create_app("production", SQLALCHEMY_DATABASE_URI=url, SECRET_KEY="b" * 40, SESSION_COOKIE_SECURE=False,
+                     API_RATE_LIMIT="10000000 per minute", UPLOAD_FOLDER=str(folder / "uploads"))
+    access = logging.getLogger("scm.access")
+    access.handlers[:] = [logging.FileHandler(folder / "access.log")]  # a file, as under gunicorn
+    access.propagate = False
+    os.environ["BENCH_DATABASE_URL"] = bare_url
+    bare = bare_server()
+    _run_wsgi(app, _environs(token, "WA", 50))
+    _run_wsgi(bare, _environs(token, "WB", 50))
+    cpu = {"app": [], "bare": []}
+    for r in range(3):
+        cpu["app"].append(_run_wsgi(app, _environs(token, f"A{r}", n)) / n)
+        cpu["bare"].append(_run_wsgi(bare, _environs(token, f"B{r}", n)) / n)
+    app_ms, bare_ms = 1000 * min(cpu["app"]), 1000 * min(cpu["bare"])
+    print(f"\n== In process (the WSGI callable, no HTTP), SQLite: CPU per stamp, best of 3 x {n} ==")
+    print(f"  app {app_ms:.2f} ms   bare {bare_ms:.2f} ms   ratio {bare_ms / app_ms:.3f}")
+    pairs = _environs(token, "P", n)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    _run_wsgi(app, pairs)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats
+    cumulative = {}
+    for (file, _, function), (_, _, _, total, _) in stats.items():
+        key = f"{file.split('site-packages/')[-1].replace(str(ROOT) + '/', '')}:{function}"
+        cumulative[key] = max(cumulative.get(key, 0), total)  # a nested namesake is inside the outer one
+    whole = cumulative["flask/app.py:__call__"]
+    attempt = cumulative.get("scm/api/views.py:attempt", 0)
+    unit_of_work = cumulative.get("scm/core/database.py:run_once_more_on_conflict", 0) - attempt
+    rows = [(label, sum(cumulative.get(f, 0) for f in functions)) for label, functions in CATEGORIES]
+    rows.insert(2, ("the unit of work around them (session, BEGIN IMMEDIATE, COMMIT, pool)", unit_of_work))
+    rows.append(("Flask itself (routing, dispatch, response) and the rest", whole - sum(t for _, t in rows)))
+    per_request = app_ms / 2
+    print(f"  where the app's {per_request:.2f} ms of CPU per request go (cProfile shares, scaled):")
+    for label, seconds in rows:
+        print(f"    {100 * seconds / whole:5.1f} %  {per_request * seconds / whole:5.2f} ms  {label}")
+    print(f"  the bare app: {bare_ms / 2:.2f} ms per request")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30, help="per server and worker class (default 30)")
@@ -545,6 +651,9 @@ def main(argv=None):
     parser.add_argument("--classes", default="sync,gthread", help="gunicorn worker classes (default sync,gthread)")
     parser.add_argument("--rounds", type=int, default=2, help="alternations of app and bare (default 2)")
     parser.add_argument("--profile", action="store_true", help="py-spy one app worker during its first run")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="only: the app's and the bare app's WSGI callables in process (CPU per stamp) and "
+                             "where the app's time goes (cProfile), on SQLite")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--postgres", action="store_true", default=None)
     group.add_argument("--no-postgres", dest="postgres", action="store_false")
@@ -559,6 +668,10 @@ def main(argv=None):
     postgres = have_pg if args.postgres is None else args.postgres
     if postgres and not have_pg:
         parser.error("--postgres: initdb/pg_ctl not found (apt-get install postgresql)")
+    if args.breakdown:
+        with tempfile.TemporaryDirectory(prefix="scm-bench-burst-") as tmp:
+            breakdown(Path(tmp))
+        return 0
     print(f"SCM Meterai HTTP burst: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
           f"{args.clients} clients in {CLIENT_PROCESSES} processes, reserve + commit per stamp")
     summary = []
