@@ -175,7 +175,7 @@ def horizontal_bars(points: Sequence, minimum=None, title="", fmt: Callable = st
     if not points or not (zeros or any(point[1] for point in points)):
         return _empty("horizontal", title)
     top, step = _scale(max(max(point[1] for point in points), minimum or 0))
-    left, right, bottom = 10 + CHAR_WIDTH * LABEL_CHARS, WIDTH - VALUE_SPACE, PAD_TOP + ROW * len(points)
+    left, right, bottom = 20 + CHAR_WIDTH * LABEL_CHARS, WIDTH - VALUE_SPACE, PAD_TOP + ROW * len(points)
 
     def x(value) -> float:
         return left + (right - left) * max(value, 0) / top
