@@ -49,9 +49,10 @@ def init_limits(app, blueprint):
     # Redis down: count in memory meanwhile rather than refuse stamping at a national peak.
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
-    if app.config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
-        app.config["RATELIMIT_STORAGE_URI"] = app.config["RATELIMIT_STORAGE_URI"].replace("memory://", "scm-memory://", 1)
-    limiter = Limiter(rate_limit_key, app=app)
+    storage = app.config["RATELIMIT_STORAGE_URI"]
+    if storage.startswith("memory://"):  # counted in our memory storage; the setting stays as the operator wrote it
+        storage = storage.replace("memory://", "scm-memory://", 1)
+    limiter = Limiter(rate_limit_key, app=app, storage_uri=storage)
     # The limit as a string, parsed once (a callable would be called and parsed on every request).
     limiter.limit(app.config["API_RATE_LIMIT"], key_func=rate_limit_key)(blueprint)
 

@@ -42,11 +42,6 @@ def month_wapus(period: date):
             .order_by(Wapu.code))
 
 
-def listed_wapus(wapu_ids):
-    """SELECT (id, code) of the WAPUs ``wapu_ids`` in code order: a report computed for all of them pages it."""
-    return select(Wapu.id, Wapu.code).where(Wapu.id.in_(list(wapu_ids))).order_by(Wapu.code)
-
-
 def month_totals(period: date) -> dict:
     """The month's drafts and issued invoices: how many and their total, in one query."""
     totals = dict(drafts=0, drafts_total=0, issued=0, issued_total=0)

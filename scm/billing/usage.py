@@ -17,7 +17,7 @@ from scm.billing.models import ContractTerms, FirstMonth, MinimumPolicy
 from scm.core.errors import ServiceError
 from scm.core.formatting import WIB
 from scm.extensions import db
-from scm.registration.models import Contract, Wapu, WapuStatus, contract_last_day
+from scm.registration.models import Contract, Wapu, WapuStatus, contract_last_day, joined_day
 from scm.stamping import summary
 from scm.stamping.models import Stamp, StampState
 
@@ -288,10 +288,9 @@ def check_month(month: date, today: date, *, wapu_id: int | None = None, wapu_id
         listed = contracts.get(wapu.id, [])
         contract = covering_contract(listed, month)
         terms = terms_of(loaded, contract, month, listed)
-        joined = wapu.created_at.astimezone(WIB).date()  # Wapu.joined_on
         used = counts.get(wapu.id, 0)
         checks.append(MonthCheck(
-            wapu=wapu, month=month, minimum=minimum_for(contract, terms, month, joined, listed), used=used,
+            wapu=wapu, month=month, minimum=minimum_for(contract, terms, month, joined_day(wapu.created_at), listed), used=used,
             projected=projection(used, today) if running else used, policy=terms.minimum_policy,
         ))
     return checks

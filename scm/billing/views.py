@@ -290,11 +290,9 @@ def shortfall():
     """WAPUs below their minimum in a month (projected while the month runs)."""
     today = today_wib()
     period = _month_or_404(request.args.get("month") or month_key(add_months(month_of(today), -1)))
-    rows = reports.shortfall_rows(period, today)
-    page = paginate(reports.listed_wapus(row["wapu_id"] for row in rows), per_page=MONTH_PAGE, rows=True)
-    shown = {wapu.id for wapu in page.items}
+    page = paginate(reports.shortfall_rows(period, today), per_page=MONTH_PAGE)
     return render_template("billing/shortfall.html", period=period, running=period == month_of(today), page=page,
-                           rows=[row for row in rows if row["wapu_id"] in shown])
+                           rows=page.items)
 
 
 @bp.route("/billing/shortfall.xlsx")

@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlsplit
 from flask import current_app, flash, make_response, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_login import current_user
-from flask_sqlalchemy.pagination import SelectPagination
+from flask_sqlalchemy.pagination import Pagination, SelectPagination
 from sqlalchemy import select
 from sqlalchemy import text as sql_text
 
@@ -74,10 +74,22 @@ class RowPagination(SelectPagination):
         return list(self._query_args["session"].execute(select))
 
 
+class ListPagination(Pagination):
+    """A page of a list already computed (a report of every WAPU, shown a page at a time): no query."""
+
+    def _query_items(self):
+        return self._query_args["items"][self._query_offset:self._query_offset + self.per_page]
+
+    def _query_count(self):
+        return len(self._query_args["items"])
+
+
 def paginate(stmt, per_page=None, rows=False):
     """One page of ``stmt`` from ``?page=``: two queries (count, rows), whatever the page size.
-    ``rows`` pages a select of several columns (items are rows)."""
+    ``rows`` pages a select of several columns (items are rows); a list is paged as it is."""
     per_page = per_page or current_app.config["PAGE_SIZE"]
+    if isinstance(stmt, list):
+        return ListPagination(items=stmt, per_page=per_page, max_per_page=100, error_out=False)
     if rows:
         return RowPagination(select=stmt, session=db.session(), per_page=per_page, max_per_page=100, error_out=False)
     return db.paginate(stmt, per_page=per_page, max_per_page=100, error_out=False)

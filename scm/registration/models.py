@@ -196,7 +196,12 @@ class Wapu(CompanyMixin, TimestampMixin, db.Model):
     @property
     def joined_on(self) -> date:
         """The (WIB) day the WAPU became a customer: its registration was approved."""
-        return self.created_at.astimezone(WIB).date()
+        return joined_day(self.created_at)
+
+
+def joined_day(created_at: datetime) -> date:
+    """``Wapu.joined_on`` from the WAPU's ``created_at`` (for a WAPU loaded as columns)."""
+    return created_at.astimezone(WIB).date()
 
 
 def contract_last_day(end_date: date, ended_from: date | None) -> date:
